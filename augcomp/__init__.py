@@ -1,0 +1,21 @@
+"""augcomp: image compression as a training augmentation.
+
+An exact, differentiable, bit-counting JPEG written in torch; CompressAI's neural codecs as frozen augmentations;
+and :class:`augcomp.transforms.Compress`, which hits a target bitrate per sample.
+"""
+
+from augcomp import codecs, functional
+from augcomp.functional import CompressResult, compress
+
+__version__ = "0.1.0"
+
+__all__ = ["codecs", "functional", "transforms", "compress", "CompressResult", "__version__"]
+
+
+def __getattr__(name: str):
+    # transforms imports torchvision; load it on first use.
+    if name == "transforms":
+        import importlib
+
+        return importlib.import_module("augcomp.transforms")
+    raise AttributeError(f"module 'augcomp' has no attribute {name!r}")

@@ -1,0 +1,1 @@
+"""CompressAI codecs (filled in by the neural-codec work)."""
