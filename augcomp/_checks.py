@@ -11,7 +11,27 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
-__all__ = ["FLOAT_DTYPES", "check_image", "to_float01", "from_float01", "per_sample"]
+__all__ = ["FLOAT_DTYPES", "check_image", "to_float01", "from_float01", "per_sample", "set_value_checks"]
+
+# Value checks (NaN, out-of-range tensors) read tensor contents. On CPU that is free; on an accelerator it
+# would force a host sync in every training step, so there they run only when asked for.
+_VALUE_CHECKS_ON_DEVICE = False
+
+
+def set_value_checks(on_device: bool) -> None:
+    """Turns value checks (NaN inputs, out-of-range level/bpp tensors) on or off for accelerator tensors.
+
+    CPU tensors are always checked. Accelerator tensors are not by default, because reading their values costs a
+    host sync per call.
+    """
+    global _VALUE_CHECKS_ON_DEVICE
+    _VALUE_CHECKS_ON_DEVICE = bool(on_device)
+
+
+def _check_values(t: Tensor) -> bool:
+    if torch.compiler.is_compiling() or torch.jit.is_tracing() or t.numel() == 0:
+        return False
+    return t.device.type == "cpu" or _VALUE_CHECKS_ON_DEVICE
 
 FLOAT_DTYPES = (torch.float32, torch.float16, torch.bfloat16, torch.float64)
 
@@ -48,13 +68,9 @@ def check_image(x: Tensor, name: str = "x", channels: Sequence[int] = (1, 3)) ->
         )
     if x4.shape[-1] == 0 or x4.shape[-2] == 0:
         raise ValueError(f"{name} must have H >= 1 and W >= 1, got shape {tuple(x.shape)}")
-    if x4.is_floating_point() and not _is_tracing() and x4.numel() > 0 and bool(torch.isnan(x4).any()):
+    if x4.is_floating_point() and _check_values(x4) and bool(torch.isnan(x4).any()):
         raise ValueError(f"{name} contains NaN; expected finite values in [0, 1]")
     return x4, unbatched
-
-
-def _is_tracing() -> bool:
-    return torch.compiler.is_compiling() or torch.jit.is_tracing()
 
 
 def to_float01(x: Tensor) -> Tensor:
@@ -96,7 +112,7 @@ def per_sample(
         if value.shape != (batch,):
             raise ValueError(f"{name} as a tensor must have shape ({batch},), got {tuple(value.shape)}; {accepted}")
         out = value.to(device=device, dtype=torch.float32)
-        if not _is_tracing() and out.numel() > 0:
+        if _check_values(out):
             bad = torch.isnan(out) | (out > high) | ((out < low) if low_inclusive else (out <= low))
             if bool(bad.any()):
                 raise ValueError(f"{name} must be {accepted}; got values {out[bad][:4].tolist()}")

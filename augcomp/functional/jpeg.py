@@ -1,0 +1,355 @@
+"""Baseline JPEG as libjpeg-turbo writes and reads it by default, as batched tensor kernels.
+
+The exact path follows libjpeg step by step: JFIF RGB->YCbCr (jccolor.c), edge replication to whole blocks and
+h2v2 downsampling with its alternating bias (jcsample.c, jcprepct.c), islow DCT (jfdctint.c), quantization
+(jcdctmgr.c), dummy blocks that complete partial MCUs (jccoefct.c), islow IDCT (jidctint.c), "fancy" triangle
+upsampling (jdsample.c) and YCbCr->RGB (jdcolor.c). The smooth path mirrors it in floating point and carries
+gradients.
+
+All functions take samples on the [0, 255] scale. Geometry (padding, block grids, MCU order) depends only on
+static shapes, so no function here syncs with the host or makes a data-dependent shape.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from augcomp.functional.color import rgb_to_ycbcr_float, rgb_to_ycbcr_int, ycbcr_to_rgb_float, ycbcr_to_rgb_int
+from augcomp.functional.dct import block_dct, block_idct, blockify, fdct_islow, idct_islow, unblockify
+from augcomp.functional.entropy import scan_bits
+from augcomp.functional.quant import ZIGZAG, quantize_islow
+
+__all__ = [
+    "SUBSAMPLINGS",
+    "JPEGLayout",
+    "jpeg_layout",
+    "jpeg_analysis",
+    "jpeg_quantize",
+    "jpeg_synthesis",
+    "jpeg_scan_bits",
+    "jpeg_stream",
+    "jpeg_stream_bits",
+    "jpeg_quantize_stream",
+    "stream_tables",
+    "jpeg_smooth",
+]
+
+SUBSAMPLINGS = ("420", "444")
+
+
+def _ceil_div(a: int, b: int) -> int:
+    return -(-a // b)
+
+
+@dataclass(frozen=True)
+class JPEGLayout:
+    """Static geometry of one image size: block grids, MCU grid and scan order.
+
+    Attributes:
+        channels, height, width: the image.
+        subsampled: 4:2:0 chroma (only with 3 channels).
+        grids: per component, ``(rows, cols)`` of real blocks.
+        mcu: ``(rows, cols)`` of MCUs.
+    """
+
+    channels: int
+    height: int
+    width: int
+    subsampled: bool
+    grids: tuple[tuple[int, int], ...]
+    mcu: tuple[int, int]
+
+    @property
+    def chroma_size(self) -> tuple[int, int]:
+        return (_ceil_div(self.height, 2), _ceil_div(self.width, 2)) if self.subsampled else (self.height, self.width)
+
+
+@functools.lru_cache(maxsize=256)
+def jpeg_layout(channels: int, height: int, width: int, subsampling: str = "420") -> JPEGLayout:
+    """The :class:`JPEGLayout` for an image size. ``subsampling`` is ``"420"`` or ``"444"`` (ignored for C=1)."""
+    if subsampling not in SUBSAMPLINGS:
+        raise ValueError(f"subsampling must be one of {SUBSAMPLINGS}, got {subsampling!r}")
+    luma = (_ceil_div(height, 8), _ceil_div(width, 8))
+    if channels == 1:
+        return JPEGLayout(1, height, width, False, (luma,), luma)
+    if subsampling == "444":
+        return JPEGLayout(3, height, width, False, (luma, luma, luma), luma)
+    mcu = (_ceil_div(height, 16), _ceil_div(width, 16))
+    return JPEGLayout(3, height, width, True, (luma, mcu, mcu), mcu)
+
+
+@dataclass(frozen=True)
+class _Stream:
+    """Static scan-order facts of a layout (all ``(N,)`` int64 on one device)."""
+
+    source: Tensor  # index into the concatenated component blocks; the extra last index is a zero block
+    dc_source: Tensor  # the scan index whose DC each block carries (itself, or for a dummy block its donor)
+    table_id: Tensor  # 0 luma, 1 chroma
+    predecessor: Tensor  # previous block of the same component, -1 if none
+    per_mcu: int
+
+
+@functools.lru_cache(maxsize=256)
+def _stream(layout: JPEGLayout, device: torch.device) -> _Stream:
+    sizes = [r * c for r, c in layout.grids]
+    offsets = [sum(sizes[:i]) for i in range(len(sizes))]
+    zero_block = sum(sizes)
+    source, dc_source, component = [], [], []
+    mh, mw = layout.mcu
+    for my in range(mh):
+        for mx in range(mw):
+            if layout.subsampled:
+                rows, cols = layout.grids[0]
+                first = len(source)
+                for k, (dy, dx) in enumerate(((0, 0), (0, 1), (1, 0), (1, 1))):
+                    y, x = 2 * my + dy, 2 * mx + dx
+                    real = y < rows and x < cols
+                    source.append(offsets[0] + y * cols + x if real else zero_block)
+                    # jccoefct.c: a dummy block takes the DC of the block before it in the MCU buffer.
+                    dc_source.append(len(source) - 1 if real else dc_source[first + k - 1])
+                    component.append(0)
+                for c in (1, 2):
+                    source.append(offsets[c] + my * mw + mx)
+                    dc_source.append(len(source) - 1)
+                    component.append(c)
+            else:
+                for c in range(layout.channels):
+                    source.append(offsets[c] + my * mw + mx)
+                    dc_source.append(len(source) - 1)
+                    component.append(c)
+    predecessor, last_seen = [], {}
+    for i, c in enumerate(component):
+        predecessor.append(last_seen.get(c, -1))
+        last_seen[c] = i
+    as_tensor = functools.partial(torch.tensor, dtype=torch.int64, device=device)
+    per_mcu = 6 if layout.subsampled else layout.channels
+    return _Stream(
+        as_tensor(source), as_tensor(dc_source), as_tensor([int(c > 0) for c in component]),
+        as_tensor(predecessor), per_mcu,
+    )
+
+
+def _replicate_index(size: int, padded: int, device: torch.device) -> Tensor:
+    return torch.arange(padded, device=device).clamp_(max=size - 1)
+
+
+def _pad_replicate(plane: Tensor, rows: int, cols: int) -> Tensor:
+    """Edge replication of ``(..., H, W)`` to ``(..., rows, cols)``; works for every dtype."""
+    h, w = plane.shape[-2:]
+    if rows != h:
+        plane = plane.index_select(-2, _replicate_index(h, rows, plane.device))
+    if cols != w:
+        plane = plane.index_select(-1, _replicate_index(w, cols, plane.device))
+    return plane
+
+
+def _downsample_h2v2_int(plane: Tensor) -> Tensor:
+    """jcsample.c h2v2_downsample: 2x2 sums plus a bias alternating 1, 2, 1, ... along each row."""
+    s = plane[..., 0::2, 0::2] + plane[..., 0::2, 1::2] + plane[..., 1::2, 0::2] + plane[..., 1::2, 1::2]
+    bias = 1 + (torch.arange(s.shape[-1], device=s.device) & 1)
+    return (s + bias) >> 2
+
+
+def _component_planes(ycc: Tensor, layout: JPEGLayout, downsample: Callable[[Tensor], Tensor]) -> list[Tensor]:
+    """Pads (and downsamples) each component to its whole-block plane, as the encoder's preprocessor does."""
+    h = layout.height
+    planes = []
+    for c, (rows, cols) in enumerate(layout.grids):
+        plane = ycc[:, c]
+        if layout.subsampled and c > 0:
+            plane = _pad_replicate(plane, 2 * _ceil_div(h, 2), cols * 16)
+            plane = _pad_replicate(downsample(plane), rows * 8, cols * 8)
+        else:
+            plane = _pad_replicate(plane, rows * 8, cols * 8)
+        planes.append(plane)
+    return planes
+
+
+def jpeg_analysis(x255: Tensor, layout: JPEGLayout) -> list[Tensor]:
+    """Colour conversion, padding, downsampling and islow DCT: everything before quantization, exactly.
+
+    Args:
+        x255: integer-valued samples in [0, 255].
+        layout: from :func:`jpeg_layout`.
+
+    Returns:
+        Per component, float64 islow coefficients (8x orthonormal scaling), integer-valued.
+
+    Shape:
+        - x255: ``(B, C, H, W)``.
+        - returns: list of ``(B, rows, cols, 8, 8)``, one per component.
+    """
+    samples = x255.to(torch.int32)
+    ycc = rgb_to_ycbcr_int(samples) if layout.channels == 3 else samples
+    planes = _component_planes(ycc, layout, _downsample_h2v2_int)
+    return [fdct_islow(blockify(p.to(torch.float64) - 128.0)) for p in planes]
+
+
+def jpeg_quantize(coefficients: list[Tensor], tables: Tensor) -> list[Tensor]:
+    """Quantizes each component with its table (luma for component 0, chroma for the others).
+
+    Shape:
+        - coefficients: list of ``(B, rows, cols, 8, 8)``; tables: ``(B, 2, 8, 8)``.
+        - returns: the same shapes, integer-valued float64.
+    """
+    return [
+        quantize_islow(c, tables[:, min(i, 1), None, None]) for i, c in enumerate(coefficients)
+    ]
+
+
+def _fancy_upsample_int(plane: Tensor, size: tuple[int, int]) -> Tensor:
+    """jdsample.c h2v2_fancy_upsample on the real ``size`` of a decoded whole-block chroma plane.
+
+    Context rows and columns replicate the first and last real ones (jdmainct.c). Like libjpeg-turbo, planes
+    at most two samples wide are upsampled by plain replication instead (jinit_upsampler).
+    """
+    rows, cols = size
+    if cols <= 2:
+        return plane[..., :rows, :cols].repeat_interleave(2, -2).repeat_interleave(2, -1)
+    p = plane[..., :rows, :]
+    i = torch.arange(rows, device=p.device)
+    above = p.index_select(-2, (i - 1).clamp_(min=0))
+    below = p.index_select(-2, (i + 1).clamp_(max=rows - 1))
+    colsum = torch.stack((3 * p + above, 3 * p + below), dim=-2).flatten(-3, -2)  # (..., 2 rows, W)
+    j = torch.arange(cols, device=p.device)
+    this = colsum[..., :cols]
+    left_n = colsum.index_select(-1, (j - 1).clamp_(min=0))
+    right_idx = (j + 1).clamp_(max=cols - 1)
+    right_n = colsum.index_select(-1, right_idx)
+    even = (3 * this + left_n + 8) >> 4
+    odd = (3 * this + right_n + 7) >> 4
+    return torch.stack((even, odd), dim=-1).flatten(-2)
+
+
+def jpeg_synthesis(quantized: list[Tensor], tables: Tensor, layout: JPEGLayout) -> Tensor:
+    """Dequantization, islow IDCT, fancy upsampling and colour conversion, exactly as libjpeg decodes.
+
+    Shape:
+        - quantized: list of ``(B, rows, cols, 8, 8)``; tables: ``(B, 2, 8, 8)``.
+        - returns: ``(B, C, H, W)`` float32, integer-valued in [0, 255].
+    """
+    h, w = layout.height, layout.width
+    planes = []
+    for c, q in enumerate(quantized):
+        plane = unblockify(idct_islow(q * tables[:, min(c, 1), None, None])).to(torch.int32)
+        if layout.subsampled and c > 0:
+            plane = _fancy_upsample_int(plane, layout.chroma_size)
+        planes.append(plane[..., :h, :w])
+    out = torch.stack(planes, dim=1)
+    if layout.channels == 3:
+        out = ycbcr_to_rgb_int(out)
+    return out.to(torch.float32)
+
+
+def jpeg_stream(blocks: list[Tensor], layout: JPEGLayout) -> Tensor:
+    """Blocks in scan order (MCU by MCU, components interleaved, dummy blocks included), zigzag inside.
+
+    Dummy blocks (libjpeg's completion of partial 4:2:0 MCUs) come out as zero blocks; their DC is supplied by
+    :func:`jpeg_stream_bits` from their donor.
+
+    Shape:
+        - blocks: list of ``(B, rows, cols, 8, 8)``, one per component.
+        - returns: ``(B, N, 64)`` with ``N = MCUs * blocks per MCU``.
+    """
+    st = _stream(layout, blocks[0].device)
+    batch = blocks[0].shape[0]
+    flat = [b.reshape(batch, -1, 64) for b in blocks]
+    flat = torch.cat([*flat, torch.zeros_like(flat[0][:, :1])], dim=1)
+    return flat.index_select(1, st.source)[..., list(ZIGZAG)]
+
+
+def stream_tables(tables: Tensor, layout: JPEGLayout) -> Tensor:
+    """Quantization tables in zigzag order, one row per block position of an MCU.
+
+    Shape:
+        - tables: ``(B, 2, 8, 8)``; returns ``(B, 1, K, 64)`` for a stream viewed as ``(B, MCUs, K, 64)``.
+    """
+    st = _stream(layout, tables.device)
+    zz = tables.flatten(-2)[..., list(ZIGZAG)]
+    return zz.index_select(1, st.table_id[: st.per_mcu])[:, None]
+
+
+def jpeg_stream_bits(stream: Tensor, layout: JPEGLayout, *, stuffing: bool = True) -> Tensor:
+    """Exact scan bits of quantized stream blocks (see :func:`augcomp.functional.entropy.scan_bits`).
+
+    Shape:
+        - stream: ``(B, N, 64)`` from :func:`jpeg_stream`, quantized; returns ``(B,)`` float32.
+    """
+    st = _stream(layout, stream.device)
+    dc = stream[..., 0].index_select(1, st.dc_source)
+    return scan_bits(dc, stream[..., 1:], st.table_id, st.predecessor, stuffing=stuffing)
+
+
+def jpeg_quantize_stream(stream: Tensor, tables: Tensor, layout: JPEGLayout) -> Tensor:
+    """Quantizes unquantized stream blocks; the inner step of rate control.
+
+    Shape:
+        - stream: ``(B, N, 64)``; tables ``(B, 2, 8, 8)``; returns ``(B, N, 64)``.
+    """
+    st = _stream(layout, stream.device)
+    batch = stream.shape[0]
+    view = stream.view(batch, -1, st.per_mcu, 64)
+    return quantize_islow(view, stream_tables(tables, layout).to(stream.dtype)).view_as(stream)
+
+
+def jpeg_scan_bits(quantized: list[Tensor], layout: JPEGLayout, *, stuffing: bool = True) -> Tensor:
+    """Exact bits of the scan libjpeg writes for quantized component blocks.
+
+    Shape:
+        - quantized: list of ``(B, rows, cols, 8, 8)``; returns ``(B,)`` float32.
+    """
+    return jpeg_stream_bits(jpeg_stream(quantized, layout), layout, stuffing=stuffing)
+
+
+def _downsample_float(plane: Tensor) -> Tensor:
+    return 0.25 * (plane[..., 0::2, 0::2] + plane[..., 0::2, 1::2] + plane[..., 1::2, 0::2] + plane[..., 1::2, 1::2])
+
+
+def _upsample_float(plane: Tensor, size: tuple[int, int]) -> Tensor:
+    rows, cols = size
+    p = plane[..., :rows, :cols]
+    if cols <= 2:
+        return p.repeat_interleave(2, -2).repeat_interleave(2, -1)
+    i = torch.arange(rows, device=p.device)
+    up = torch.stack(
+        (0.75 * p + 0.25 * p.index_select(-2, (i - 1).clamp(min=0)),
+         0.75 * p + 0.25 * p.index_select(-2, (i + 1).clamp(max=rows - 1))), dim=-2
+    ).flatten(-3, -2)
+    j = torch.arange(cols, device=p.device)
+    return torch.stack(
+        (0.75 * up + 0.25 * up.index_select(-1, (j - 1).clamp(min=0)),
+         0.75 * up + 0.25 * up.index_select(-1, (j + 1).clamp(max=cols - 1))), dim=-1
+    ).flatten(-2)
+
+
+def jpeg_smooth(
+    x255: Tensor, tables: Tensor, layout: JPEGLayout, rounding: Callable[[Tensor], Tensor] | None
+) -> Tensor:
+    """The JPEG round trip in floating point, for gradients.
+
+    With ``rounding=None`` quantization is the identity (straight-through), so the DCT pair cancels and only
+    colour conversion and chroma resampling remain. Otherwise coefficients pass through ``rounding(c / q) * q``.
+
+    Shape:
+        - x255: ``(B, C, H, W)`` float on the [0, 255] scale; tables ``(B, 2, 8, 8)``.
+        - returns: ``(B, C, H, W)`` float, unclamped.
+    """
+    h, w = layout.height, layout.width
+    ycc = rgb_to_ycbcr_float(x255) if layout.channels == 3 else x255
+    planes = _component_planes(ycc, layout, _downsample_float)
+    out = []
+    for c, plane in enumerate(planes):
+        if rounding is not None:
+            q = tables[:, min(c, 1), None, None].to(plane.dtype)
+            coef = block_dct(blockify(plane - 128.0))
+            plane = unblockify(block_idct(rounding(coef / q) * q)) + 128.0
+        if layout.subsampled and c > 0:
+            plane = _upsample_float(plane, layout.chroma_size)
+        out.append(plane[..., :h, :w])
+    out = torch.stack(out, dim=1)
+    return ycbcr_to_rgb_float(out) if layout.channels == 3 else out
