@@ -70,6 +70,13 @@ class Compress(v2.Transform):
         self.generator, self.codec_options = generator, codec_options
         self.last_params: dict[str, Tensor] | None = None
 
+    def _choices_on(self, device: torch.device) -> Tensor:
+        # Cached per device: copying from the host in every call would sync an accelerator.
+        cache = self.__dict__.setdefault("_choices_cache", {})
+        if device not in cache:
+            cache[device] = self.choices.to(device)
+        return cache[device]
+
     def _uniform(self, n: int, device: torch.device) -> Tensor:
         gen_device = self.generator.device if self.generator is not None else device
         return torch.rand(n, generator=self.generator, device=gen_device).to(device)
@@ -80,7 +87,7 @@ class Compress(v2.Transform):
         n = 1 if self.same_on_batch else batch
         if self.choices is not None:
             pick = (self._uniform(n, device) * len(self.choices)).long().clamp_(max=len(self.choices) - 1)
-            target = self.choices.to(device)[pick]
+            target = self._choices_on(device)[pick]
         else:
             target = per_sample(self.spec, n, device, self.mode, *self.range, log=self.mode == "bpp",
                                 generator=self.generator, low_inclusive=self.mode != "bpp")

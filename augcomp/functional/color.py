@@ -7,6 +7,8 @@ gradients.
 
 from __future__ import annotations
 
+import functools
+
 import torch
 from torch import Tensor
 
@@ -60,10 +62,16 @@ def ycbcr_to_rgb_int(ycc: Tensor) -> Tensor:
     return torch.stack((r, g, b), dim=-3).clamp_(0, 255)
 
 
-_RGB2YCC = torch.tensor(
-    [[0.299, 0.587, 0.114], [-0.168736, -0.331264, 0.5], [0.5, -0.418688, -0.081312]], dtype=torch.float64
-)
-_YCC2RGB = torch.linalg.inv(_RGB2YCC)
+_RGB2YCC = ((0.299, 0.587, 0.114), (-0.168736, -0.331264, 0.5), (0.5, -0.418688, -0.081312))
+
+
+@functools.lru_cache(maxsize=None)
+def _float_constants(device: torch.device, dtype: torch.dtype) -> tuple[Tensor, Tensor, Tensor]:
+    # Built once per device: creating them per call would copy from the host, a sync on accelerators.
+    forward = torch.tensor(_RGB2YCC, dtype=torch.float64)
+    offset = torch.tensor([0.0, 128.0, 128.0], dtype=torch.float64)[:, None, None]
+    as_used = {"device": device, "dtype": dtype}
+    return forward.to(**as_used), torch.linalg.inv(forward).to(**as_used), offset.to(**as_used)
 
 
 def rgb_to_ycbcr_float(rgb: Tensor) -> Tensor:
@@ -72,10 +80,8 @@ def rgb_to_ycbcr_float(rgb: Tensor) -> Tensor:
     Shape:
         - rgb: ``(..., 3, H, W)`` float; returns the same shape.
     """
-    m = _RGB2YCC.to(device=rgb.device, dtype=rgb.dtype)
-    out = torch.einsum("ij,...jhw->...ihw", m, rgb)
-    offset = torch.tensor([0.0, 128.0, 128.0], device=rgb.device, dtype=rgb.dtype)
-    return out + offset[:, None, None]
+    forward, _, offset = _float_constants(rgb.device, rgb.dtype)
+    return torch.einsum("ij,...jhw->...ihw", forward, rgb) + offset
 
 
 def ycbcr_to_rgb_float(ycc: Tensor) -> Tensor:
@@ -84,6 +90,5 @@ def ycbcr_to_rgb_float(ycc: Tensor) -> Tensor:
     Shape:
         - ycc: ``(..., 3, H, W)`` float; returns the same shape.
     """
-    offset = torch.tensor([0.0, 128.0, 128.0], device=ycc.device, dtype=ycc.dtype)
-    m = _YCC2RGB.to(device=ycc.device, dtype=ycc.dtype)
-    return torch.einsum("ij,...jhw->...ihw", m, ycc - offset[:, None, None])
+    _, inverse, offset = _float_constants(ycc.device, ycc.dtype)
+    return torch.einsum("ij,...jhw->...ihw", inverse, ycc - offset)

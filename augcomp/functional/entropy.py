@@ -68,7 +68,7 @@ def _tables(device: torch.device) -> dict[str, Tensor]:
         # n ZRL codes back to back, n = 0..3 (a block holds at most 63 zeros, so at most 3 ZRLs).
         out["zrl_val"].append([sum(zc << (zl * i) for i in range(n)) for n in range(4)])
         out["zrl_len"].append([zl * n for n in range(4)])
-    return {k: torch.tensor(v, dtype=torch.int64, device=device) for k, v in out.items()}
+    return {k: torch.tensor(v, dtype=torch.int64).to(device) for k, v in out.items()}
 
 
 def _bit_length(v: Tensor) -> Tensor:
@@ -155,7 +155,7 @@ def scan_bits(
     index = torch.cat(((base + word).flatten(), (base + word + 1).flatten()))
     packed.scatter_add_(0, index, torch.cat((hi.flatten(), lo.flatten())))
     packed = packed.view(batch, words_per_sample)
-    shifts = torch.tensor([24, 16, 8, 0], device=dc.device)
+    shifts = 24 - 8 * torch.arange(4, device=dc.device)
     ff = (((packed[..., None] >> shifts) & 0xFF) == 0xFF).sum((1, 2))
     scan_bytes = (raw + pad) // 8 + ff
     return (scan_bytes * 8).to(torch.float32)

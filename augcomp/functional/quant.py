@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import torch
 from torch import Tensor
 
@@ -57,6 +59,11 @@ def quality_scale(quality: Tensor) -> Tensor:
     return ijg(lo) + frac * (ijg(hi) - ijg(lo))
 
 
+@functools.lru_cache(maxsize=None)
+def _base_tables(device: torch.device) -> Tensor:
+    return torch.tensor([LUMA_TABLE, CHROMA_TABLE], dtype=torch.float64).reshape(1, 2, 8, 8).to(device)
+
+
 def quant_tables(quality: Tensor, device: torch.device | None = None) -> Tensor:
     """Baseline quantization tables for each sample, as ``jpeg_set_quality(force_baseline=TRUE)`` builds them.
 
@@ -65,7 +72,7 @@ def quant_tables(quality: Tensor, device: torch.device | None = None) -> Tensor:
         - returns: ``(B, 2, 8, 8)`` float64 (luma, chroma), integer-valued in [1, 255], natural order.
     """
     device = device or quality.device
-    base = torch.tensor([LUMA_TABLE, CHROMA_TABLE], dtype=torch.float64, device=device).reshape(1, 2, 8, 8)
+    base = _base_tables(device)
     scale = quality_scale(quality.to(device)).reshape(-1, 1, 1, 1)
     return torch.floor((base * scale + 50.0) / 100.0).clamp(1, 255)
 
