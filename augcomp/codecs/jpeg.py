@@ -16,13 +16,10 @@ from augcomp.functional.jpeg import (
     SUBSAMPLINGS,
     jpeg_analysis,
     jpeg_layout,
-    jpeg_quantize,
-    jpeg_quantize_stream,
-    jpeg_scan_bits,
+    jpeg_roundtrip,
     jpeg_smooth,
     jpeg_stream,
-    jpeg_stream_bits,
-    jpeg_synthesis,
+    jpeg_stream_rate,
 )
 from augcomp.functional.quant import cubic_round, quant_tables
 from augcomp.rate import bisect_levels
@@ -51,6 +48,8 @@ class JPEGCodec(Codec):
             ``torch.compile``) and torch elsewhere. Both give the same pixels and bits (tested); gradients
             always come from the tensor path.
         threads: worker threads of the native backend (default: ``torch.get_num_threads()``).
+        compile: run the tensor path through ``torch.compile`` (fuses its many small kernels; the first call per
+            image size compiles).
 
     Shape:
         - x: ``(B, C, H, W)`` or ``(C, H, W)`` with C = 1 or 3; float in [0, 1] or uint8 in [0, 255].
@@ -68,6 +67,7 @@ class JPEGCodec(Codec):
         include_header: bool = False,
         backend: str = "auto",
         threads: int | None = None,
+        compile: bool = False,
     ) -> None:
         super().__init__(entry, grad)
         if subsampling not in SUBSAMPLINGS:
@@ -78,6 +78,9 @@ class JPEGCodec(Codec):
         self.include_header = include_header
         self.backend = backend
         self.threads = threads
+        # torch.compile fuses the hundreds of small elementwise kernels of the tensor path (one graph per shape).
+        self._roundtrip = _compiled(jpeg_roundtrip) if compile else jpeg_roundtrip
+        self._stream_rate = _compiled(jpeg_stream_rate) if compile else jpeg_stream_rate
 
     def _use_native(self, x: Tensor) -> bool:
         # The native coder only computes the forward values, which are identical to the tensor path's;
@@ -102,9 +105,7 @@ class JPEGCodec(Codec):
             if self._use_native(x):
                 image, bits = _native_roundtrip(samples, level, self.subsampling, self.threads)
             else:
-                quantized = jpeg_quantize(jpeg_analysis(samples, layout), tables)
-                bits = jpeg_scan_bits(quantized, layout)
-                image = jpeg_synthesis(quantized, tables, layout)
+                image, bits = self._roundtrip(samples, tables, layout)
             image = self._attach_grad(image, x255, tables, layout)
             return image / 255.0, bits + self._header(x.shape[1])
 
@@ -134,18 +135,15 @@ class JPEGCodec(Codec):
                 stream = jpeg_stream(jpeg_analysis(samples, layout), layout).to(torch.float32)
 
                 def measure(quality: Tensor) -> Tensor:
-                    quantized = jpeg_quantize_stream(stream, quant_tables(quality), layout)
                     # Unstuffed bits: stuffing adds well under 1%, and the final count below is exact.
-                    return jpeg_stream_bits(quantized, layout, stuffing=False)
+                    return self._stream_rate(stream, quality, layout)
 
             quality, _ = bisect_levels(measure, target.clamp_min(1.0), 1.0, 100.0, discrete=False)
             tables = quant_tables(quality)
             if native:
                 image, bits = _native_roundtrip(samples, quality, self.subsampling, self.threads)
             else:
-                quantized = jpeg_quantize(jpeg_analysis(samples, layout), tables)
-                bits = jpeg_scan_bits(quantized, layout)
-                image = jpeg_synthesis(quantized, tables, layout)
+                image, bits = self._roundtrip(samples, tables, layout)
             image = self._attach_grad(image, x255, tables, layout)
             return image / 255.0, bits + self._header(x.shape[1]), quality
 
@@ -222,6 +220,15 @@ def _native_roundtrip(
     out = torch.from_numpy(np.stack([r[0] for r in results])).permute(0, 3, 1, 2).to(torch.float32)
     bits = torch.tensor([8.0 * r[1] for r in results], dtype=torch.float32)
     return out, bits
+
+
+_COMPILED: dict = {}
+
+
+def _compiled(fn):
+    if fn not in _COMPILED:
+        _COMPILED[fn] = torch.compile(fn, dynamic=False)
+    return _COMPILED[fn]
 
 
 def _build(entry: CodecEntry, **options) -> JPEGCodec:

@@ -65,7 +65,7 @@ def ycbcr_to_rgb_int(ycc: Tensor) -> Tensor:
 _RGB2YCC = ((0.299, 0.587, 0.114), (-0.168736, -0.331264, 0.5), (0.5, -0.418688, -0.081312))
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _float_constants(device: torch.device, dtype: torch.dtype) -> tuple[Tensor, Tensor, Tensor]:
     # Built once per device: creating them per call would copy from the host, a sync on accelerators.
     forward = torch.tensor(_RGB2YCC, dtype=torch.float64)

@@ -32,6 +32,8 @@ __all__ = [
     "jpeg_quantize",
     "jpeg_synthesis",
     "jpeg_scan_bits",
+    "jpeg_roundtrip",
+    "jpeg_stream_rate",
     "jpeg_stream",
     "jpeg_stream_bits",
     "jpeg_quantize_stream",
@@ -91,6 +93,7 @@ class _Stream:
     dc_source: Tensor  # the scan index whose DC each block carries (itself, or for a dummy block its donor)
     table_id: Tensor  # 0 luma, 1 chroma
     predecessor: Tensor  # previous block of the same component, -1 if none
+    zigzag: Tensor  # natural index of each zigzag position
     per_mcu: int
 
 
@@ -130,7 +133,7 @@ def _stream(layout: JPEGLayout, device: torch.device) -> _Stream:
     per_mcu = 6 if layout.subsampled else layout.channels
     return _Stream(
         as_tensor(source), as_tensor(dc_source), as_tensor([int(c > 0) for c in component]),
-        as_tensor(predecessor), per_mcu,
+        as_tensor(predecessor), as_tensor(ZIGZAG), per_mcu,
     )
 
 
@@ -260,7 +263,7 @@ def jpeg_stream(blocks: list[Tensor], layout: JPEGLayout) -> Tensor:
     batch = blocks[0].shape[0]
     flat = [b.reshape(batch, -1, 64) for b in blocks]
     flat = torch.cat([*flat, torch.zeros_like(flat[0][:, :1])], dim=1)
-    return flat.index_select(1, st.source)[..., list(ZIGZAG)]
+    return flat.index_select(1, st.source).index_select(-1, st.zigzag)
 
 
 def stream_tables(tables: Tensor, layout: JPEGLayout) -> Tensor:
@@ -270,7 +273,7 @@ def stream_tables(tables: Tensor, layout: JPEGLayout) -> Tensor:
         - tables: ``(B, 2, 8, 8)``; returns ``(B, 1, K, 64)`` for a stream viewed as ``(B, MCUs, K, 64)``.
     """
     st = _stream(layout, tables.device)
-    zz = tables.flatten(-2)[..., list(ZIGZAG)]
+    zz = tables.flatten(-2).index_select(-1, st.zigzag)
     return zz.index_select(1, st.table_id[: st.per_mcu])[:, None]
 
 
@@ -304,6 +307,28 @@ def jpeg_scan_bits(quantized: list[Tensor], layout: JPEGLayout, *, stuffing: boo
         - quantized: list of ``(B, rows, cols, 8, 8)``; returns ``(B,)`` float32.
     """
     return jpeg_stream_bits(jpeg_stream(quantized, layout), layout, stuffing=stuffing)
+
+
+def jpeg_roundtrip(samples: Tensor, tables: Tensor, layout: JPEGLayout) -> tuple[Tensor, Tensor]:
+    """Encode, count the scan and decode, exactly as libjpeg does.
+
+    Shape:
+        - samples: ``(B, C, H, W)`` integer-valued in [0, 255]; tables ``(B, 2, 8, 8)``.
+        - returns: image ``(B, C, H, W)`` float32 in [0, 255] and scan bits ``(B,)`` float32.
+    """
+    quantized = jpeg_quantize(jpeg_analysis(samples, layout), tables)
+    return jpeg_synthesis(quantized, tables, layout), jpeg_scan_bits(quantized, layout)
+
+
+def jpeg_stream_rate(stream: Tensor, quality: Tensor, layout: JPEGLayout) -> Tensor:
+    """Raw scan bits (no stuffing) of an unquantized stream at per-sample qualities: one rate-search step.
+
+    Shape:
+        - stream: ``(B, N, 64)`` from :func:`jpeg_stream`; quality ``(B,)``; returns ``(B,)`` float32.
+    """
+    from augcomp.functional.quant import quant_tables
+
+    return jpeg_stream_bits(jpeg_quantize_stream(stream, quant_tables(quality), layout), layout, stuffing=False)
 
 
 def _downsample_float(plane: Tensor) -> Tensor:

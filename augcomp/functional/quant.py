@@ -59,7 +59,7 @@ def quality_scale(quality: Tensor) -> Tensor:
     return ijg(lo) + frac * (ijg(hi) - ijg(lo))
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _base_tables(device: torch.device) -> Tensor:
     return torch.tensor([LUMA_TABLE, CHROMA_TABLE], dtype=torch.float64).reshape(1, 2, 8, 8).to(device)
 
