@@ -12,7 +12,7 @@ from PIL import Image
 from augcomp import functional as F
 from augcomp.functional.dct import block_dct, block_idct, fdct_islow
 from augcomp.functional.entropy import HUFFMAN_TABLES
-from augcomp.functional.jpeg import jpeg_layout, jpeg_smooth
+from augcomp.functional.jpeg import jpeg_layout, jpeg_smooth, straight_through
 from augcomp.functional.quant import cubic_round, quant_tables
 from tests._oracle import NATURAL, libjpeg, natural, psnr, to_tensor
 
@@ -182,6 +182,18 @@ def test_gradcheck_smooth_path(rounding):
     tables = quant_tables(torch.tensor([40.0]))
     x = (torch.rand(1, 3, 11, 13, dtype=torch.float64) * 255).requires_grad_()
     assert torch.autograd.gradcheck(lambda v: jpeg_smooth(v, tables, layout, rounding), (x,), eps=1e-4, atol=1e-3)
+
+
+@pytest.mark.parametrize("size", [(11, 13), (16, 16), (1, 1), (2, 3), (17, 2), (7, 9), (1, 7)])
+@pytest.mark.parametrize(("channels", "subsampling"), [(3, "420"), (3, "444"), (1, "420")])
+def test_straight_through_backward_is_the_smooth_jacobian(size, channels, subsampling):
+    layout = jpeg_layout(channels, *size, subsampling)
+    x = (torch.rand(2, channels, *size, dtype=torch.float64) * 255).requires_grad_()
+    g = torch.randn(2, channels, *size, dtype=torch.float64)
+    (expected,) = torch.autograd.grad(jpeg_smooth(x, None, layout, None), x, g)
+    hard = torch.zeros(2, channels, *size, dtype=torch.float64)
+    (actual,) = torch.autograd.grad(straight_through(x, hard, layout), x, g)
+    torch.testing.assert_close(actual, expected)
 
 
 def test_autocast_gives_the_same_jpeg():

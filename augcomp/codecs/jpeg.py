@@ -20,6 +20,7 @@ from augcomp.functional.jpeg import (
     jpeg_smooth,
     jpeg_stream,
     jpeg_stream_rate,
+    straight_through,
 )
 from augcomp.functional.quant import cubic_round, quant_tables
 from augcomp.rate import bisect_levels
@@ -112,8 +113,9 @@ class JPEGCodec(Codec):
     def _attach_grad(self, image: Tensor, x255: Tensor, tables: Tensor, layout) -> Tensor:
         if self.grad == "none" or not (torch.is_grad_enabled() and x255.requires_grad):
             return image
-        rounding = None if self.grad == "ste" else cubic_round
-        smooth = jpeg_smooth(x255, tables.to(torch.float32), layout, rounding)
+        if self.grad == "ste":
+            return straight_through(x255, image, layout)
+        smooth = jpeg_smooth(x255, tables.to(torch.float32), layout, cubic_round)
         return image + (smooth - smooth.detach())
 
     def _fit_bpp(self, x: Tensor, bpp: Tensor) -> tuple[Tensor, Tensor, Tensor]:

@@ -7,8 +7,6 @@ gradients.
 
 from __future__ import annotations
 
-import functools
-
 import torch
 from torch import Tensor
 
@@ -65,30 +63,35 @@ def ycbcr_to_rgb_int(ycc: Tensor) -> Tensor:
 _RGB2YCC = ((0.299, 0.587, 0.114), (-0.168736, -0.331264, 0.5), (0.5, -0.418688, -0.081312))
 
 
-@functools.cache
-def _float_constants(device: torch.device, dtype: torch.dtype) -> tuple[Tensor, Tensor, Tensor]:
-    # Built once per device: creating them per call would copy from the host, a sync on accelerators.
-    forward = torch.tensor(_RGB2YCC, dtype=torch.float64)
-    offset = torch.tensor([0.0, 128.0, 128.0], dtype=torch.float64)[:, None, None]
-    as_used = {"device": device, "dtype": dtype}
-    return forward.to(**as_used), torch.linalg.inv(forward).to(**as_used), offset.to(**as_used)
+def _inverse(m: tuple[tuple[float, ...], ...]) -> tuple[tuple[float, ...], ...]:
+    inv = torch.linalg.inv(torch.tensor(m, dtype=torch.float64))
+    return tuple(tuple(float(v) for v in row) for row in inv)
+
+
+_YCC2RGB = _inverse(_RGB2YCC)
+_OFFSET = (0.0, 128.0, 128.0)
+
+
+def _mix(x: Tensor, m: tuple[tuple[float, ...], ...], before: tuple[float, ...], after: tuple[float, ...]) -> Tensor:
+    # Elementwise channel mixing with Python constants: no device constants to copy, and faster on CPU than
+    # einsum's batched matmul or a 1x1 convolution.
+    a, b, c = (x[:, i] - before[i] if before[i] else x[:, i] for i in range(3))
+    return torch.stack([row[0] * a + row[1] * b + row[2] * c + after[i] for i, row in enumerate(m)], dim=1)
 
 
 def rgb_to_ycbcr_float(rgb: Tensor) -> Tensor:
     """Smooth RGB to YCbCr on the [0, 255] scale (chroma centred on 128).
 
     Shape:
-        - rgb: ``(..., 3, H, W)`` float; returns the same shape.
+        - rgb: ``(B, 3, H, W)`` float; returns the same shape.
     """
-    forward, _, offset = _float_constants(rgb.device, rgb.dtype)
-    return torch.einsum("ij,...jhw->...ihw", forward, rgb) + offset
+    return _mix(rgb, _RGB2YCC, (0.0, 0.0, 0.0), _OFFSET)
 
 
 def ycbcr_to_rgb_float(ycc: Tensor) -> Tensor:
     """Smooth inverse of :func:`rgb_to_ycbcr_float`.
 
     Shape:
-        - ycc: ``(..., 3, H, W)`` float; returns the same shape.
+        - ycc: ``(B, 3, H, W)`` float; returns the same shape.
     """
-    _, inverse, offset = _float_constants(ycc.device, ycc.dtype)
-    return torch.einsum("ij,...jhw->...ihw", inverse, ycc - offset)
+    return _mix(ycc, _YCC2RGB, _OFFSET, (0.0, 0.0, 0.0))

@@ -39,6 +39,7 @@ __all__ = [
     "jpeg_quantize_stream",
     "stream_tables",
     "jpeg_smooth",
+    "straight_through",
 ]
 
 SUBSAMPLINGS = ("420", "444")
@@ -332,24 +333,94 @@ def jpeg_stream_rate(stream: Tensor, quality: Tensor, layout: JPEGLayout) -> Ten
 
 
 def _downsample_float(plane: Tensor) -> Tensor:
-    return 0.25 * (plane[..., 0::2, 0::2] + plane[..., 0::2, 1::2] + plane[..., 1::2, 0::2] + plane[..., 1::2, 1::2])
+    return torch.nn.functional.avg_pool2d(plane[:, None], 2)[:, 0]
 
 
 def _upsample_float(plane: Tensor, size: tuple[int, int]) -> Tensor:
+    """Smooth twin of :func:`_fancy_upsample_int`: libjpeg's triangle filter is exactly 2x bilinear
+    interpolation with half-pixel centres and clamped edges."""
     rows, cols = size
-    p = plane[..., :rows, :cols]
+    p = plane[:, None, :rows, :cols]
+    mode = "nearest" if cols <= 2 else "bilinear"
+    kwargs = {} if mode == "nearest" else {"align_corners": False}
+    return torch.nn.functional.interpolate(p, scale_factor=2, mode=mode, **kwargs)[:, 0]
+
+
+def _triangle_adjoint(g: Tensor, dim: int) -> Tensor:
+    """Adjoint of libjpeg's 2x triangle upsampling along ``dim`` (edges clamped): length 2n -> n."""
+    dim = dim % g.ndim
+    even = g.narrow(dim, 0, g.shape[dim] // 2 * 2)
+    n = g.shape[dim] // 2
+    e = even.unflatten(dim, (n, 2)).select(dim + 1, 0)
+    o = even.unflatten(dim, (n, 2)).select(dim + 1, 1)
+    out = 0.75 * (e + o)
+    if n > 1:
+        out = out + 0.25 * torch.cat((e.narrow(dim, 1, n - 1), torch.zeros_like(e.narrow(dim, 0, 1))), dim)
+        out = out + 0.25 * torch.cat((torch.zeros_like(o.narrow(dim, 0, 1)), o.narrow(dim, 0, n - 1)), dim)
+    first, last = 0.25 * e.narrow(dim, 0, 1), 0.25 * o.narrow(dim, n - 1, 1)  # the clamped edge taps
+    if n == 1:
+        return out + first + last
+    return torch.cat((out.narrow(dim, 0, 1) + first, out.narrow(dim, 1, n - 2), out.narrow(dim, n - 1, 1) + last), dim)
+
+
+def _chroma_resample_adjoint(g: Tensor, layout: JPEGLayout) -> Tensor:
+    """Adjoint of the straight-through chroma path (replicate-pad, 2x2 average, upsample, crop).
+
+    Shape:
+        - g: ``(B, 2, H, W)``; returns the same shape.
+    """
+    h, w = layout.height, layout.width
+    rows, cols = layout.chroma_size
+    g = torch.nn.functional.pad(g, (0, 2 * cols - w, 0, 2 * rows - h))  # adjoint of the crop
     if cols <= 2:
-        return p.repeat_interleave(2, -2).repeat_interleave(2, -1)
-    i = torch.arange(rows, device=p.device)
-    up = torch.stack(
-        (0.75 * p + 0.25 * p.index_select(-2, (i - 1).clamp(min=0)),
-         0.75 * p + 0.25 * p.index_select(-2, (i + 1).clamp(max=rows - 1))), dim=-2
-    ).flatten(-3, -2)
-    j = torch.arange(cols, device=p.device)
-    return torch.stack(
-        (0.75 * up + 0.25 * up.index_select(-1, (j - 1).clamp(min=0)),
-         0.75 * up + 0.25 * up.index_select(-1, (j + 1).clamp(max=cols - 1))), dim=-1
-    ).flatten(-2)
+        g = torch.nn.functional.avg_pool2d(g, 2) * 4.0  # adjoint of replication
+    else:
+        g = _triangle_adjoint(_triangle_adjoint(g, -1), -2)
+    g = g.repeat_interleave(2, -2).repeat_interleave(2, -1) * 0.25  # adjoint of the 2x2 average
+    if 2 * rows > h:  # adjoint of replicating the last row
+        g = torch.cat((g[..., : h - 1, :], g[..., h - 1 : h, :] + g[..., h:, :]), dim=-2)
+    if 2 * cols > w:
+        g = torch.cat((g[..., : w - 1], g[..., w - 1 : w] + g[..., w:]), dim=-1)
+    return g
+
+
+class _StraightThrough(torch.autograd.Function):
+    """Returns the exact JPEG; its backward is the straight-through Jacobian, applied directly.
+
+    With every rounding passed straight through, the codec's Jacobian is ``C^-1 diag(1, R, R) C`` for the colour
+    transform ``C`` and the chroma resampling ``R``, so the backward needs no forward smooth pass.
+    """
+
+    @staticmethod
+    def forward(ctx, x255: Tensor, hard: Tensor, layout: JPEGLayout) -> Tensor:  # noqa: D102
+        ctx.layout = layout
+        return hard
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):  # noqa: D102
+        layout = ctx.layout
+        if not layout.subsampled:
+            return grad, None, None
+        from augcomp.functional.color import _RGB2YCC, _YCC2RGB
+
+        # Chroma rows of C^-T g, then back through C^T: luma is untouched by the resampling, so skip it.
+        r, g, b = grad.unbind(1)
+        chroma = torch.stack([_YCC2RGB[0][k] * r + _YCC2RGB[1][k] * g + _YCC2RGB[2][k] * b for k in (1, 2)], 1)
+        d1, d2 = (_chroma_resample_adjoint(chroma, layout) - chroma).unbind(1)
+        out = torch.stack([grad[:, i] + _RGB2YCC[1][i] * d1 + _RGB2YCC[2][i] * d2 for i in range(3)], 1)
+        return out, None, None
+
+
+def straight_through(x255: Tensor, hard: Tensor, layout: JPEGLayout) -> Tensor:
+    """``hard`` in the forward pass; the straight-through JPEG Jacobian in the backward pass.
+
+    Equal in gradient to ``hard + (s - s.detach())`` with ``s = jpeg_smooth(x255, ..., rounding=None)``, at a
+    fraction of its cost.
+
+    Shape:
+        - x255, hard: ``(B, C, H, W)``; returns ``hard``'s values.
+    """
+    return _StraightThrough.apply(x255, hard, layout)
 
 
 def jpeg_smooth(
@@ -366,13 +437,22 @@ def jpeg_smooth(
     """
     h, w = layout.height, layout.width
     ycc = rgb_to_ycbcr_float(x255) if layout.channels == 3 else x255
+    if rounding is None:
+        # Quantization is the identity, so the DCT pair cancels: only chroma resampling remains.
+        if not layout.subsampled:
+            return x255 if layout.channels == 1 else ycbcr_to_rgb_float(ycc)
+        rows, cols = layout.chroma_size
+        chroma = torch.nn.functional.pad(ycc[:, 1:], (0, 2 * cols - w, 0, 2 * rows - h), mode="replicate")
+        chroma = torch.nn.functional.avg_pool2d(chroma, 2)
+        mode = {"mode": "nearest"} if cols <= 2 else {"mode": "bilinear", "align_corners": False}
+        chroma = torch.nn.functional.interpolate(chroma, scale_factor=2, **mode)[..., :h, :w]
+        return ycbcr_to_rgb_float(torch.cat((ycc[:, :1], chroma), dim=1))
     planes = _component_planes(ycc, layout, _downsample_float)
     out = []
     for c, plane in enumerate(planes):
-        if rounding is not None:
-            q = tables[:, min(c, 1), None, None].to(plane.dtype)
-            coef = block_dct(blockify(plane - 128.0))
-            plane = unblockify(block_idct(rounding(coef / q) * q)) + 128.0
+        q = tables[:, min(c, 1), None, None].to(plane.dtype)
+        coef = block_dct(blockify(plane - 128.0))
+        plane = unblockify(block_idct(rounding(coef / q) * q)) + 128.0
         if layout.subsampled and c > 0:
             plane = _upsample_float(plane, layout.chroma_size)
         out.append(plane[..., :h, :w])
