@@ -1,1 +1,380 @@
-"""CompressAI codecs (filled in by the neural-codec work)."""
+"""Neural codecs: CompressAI's image zoo and augcomp's own small trained codec, as frozen batched augmentations.
+
+Every codec is declared once below, by one :func:`~augcomp.codecs.registry.register` call whose builder is an
+:class:`~augcomp.codecs._compressai_models.Arch` (the CompressAI class, its widths per level and its forward
+family). compressai is imported only when a model is first built, so ``import augcomp`` and
+``augcomp.codecs.list()`` stay light.
+
+Levels: discrete codecs use CompressAI's quality index (1..8, or 1..6 for cheng2020; 1..4 for ``augcomp-tiny``).
+The variable-rate (``-vbr``) codecs take a continuous level, CompressAI's ``inputscale``: the gain applied to the
+latent before rounding (the inverse of the quantization step), from 0.1 (lowest rate) to 1.0 (highest rate), the
+range of the gains the models were trained with.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import os
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from augcomp.codecs._compressai_models import (
+    AUTOREGRESSIVE,
+    FACTORIZED,
+    HYPERPRIOR,
+    MEAN_SCALE,
+    VBR_AUTOREGRESSIVE,
+    VBR_HYPERPRIOR,
+    VBR_MEAN_SCALE,
+    Arch,
+    build_model,
+    forward_model,
+    per_quality,
+)
+from augcomp.codecs.base import Codec
+from augcomp.codecs.registry import CodecEntry, register
+from augcomp.rate import bisect_levels, closeness
+
+__all__ = ["NeuralCodec", "ZooBuilder", "VBR_GAIN_RANGE", "clear_models", "get_model"]
+
+# CompressAI's variable-rate models are trained with gains 0.1 .. 1.0 (ScaleHyperpriorVbr.Gain at initialisation).
+VBR_GAIN_RANGE = (0.1, 1.0)
+
+
+class NeuralCodec(Codec):
+    """A frozen neural codec (one model per level, or one variable-rate model) as a batched augmentation.
+
+    The codec pads its input to the model's multiple by edge replication, runs the model's eval-mode forward pass
+    with straight-through rounding (``grad="ste"``) or without autograd (``grad="none"``), crops back and clamps to
+    [0, 1]. Bits are the sum of ``-log2`` of every likelihood (latent and hyper-latent) of each sample, which is
+    what CompressAI's ``compress()`` writes up to the entropy coder's overhead.
+
+    With ``grad="ste"``, autograd runs only when the input requires grad; otherwise the pass runs without it.
+    Models are built once per (codec, metric, weights, level, device) and shared by every codec instance; the
+    codec itself holds no parameters, so ``.to(device)`` is free and inputs decide the device.
+
+    Args:
+        entry: the registry entry.
+        arch: which models to build.
+        grad: ``"ste"`` or ``"none"``.
+        metric: ``"mse"`` or ``"ms-ssim"``: the distortion the weights were trained for.
+        pretrained: load trained weights (default). ``False`` builds seeded random weights, for tests only.
+        weights: a folder of checkpoints named as the CompressAI zoo names them (the URL basename), or one
+            checkpoint file, then used for every level (for ``augcomp-tiny``: a folder with its JSON and safetensors
+            files, as ``recipes/train_codec.py`` writes them). Default: the ``AUGCOMP_WEIGHTS`` folder, then the
+            torch hub cache, then a download (CompressAI zoo); the package's own files (``augcomp-tiny``).
+        max_batch: largest batch given to a model at once (bounds memory).
+        autocast: run the analysis and synthesis transforms under autocast (bfloat16, or float16 on GPUs without
+            bfloat16); the entropy models always run in float32. Off by default: results then do not depend on the
+            caller's autocast.
+
+    Shape:
+        - x: ``(B, 3, H, W)`` or ``(3, H, W)``; float in [0, 1] or uint8 in [0, 255].
+        - level: ``(B,)`` quality index (rounded to an integer for discrete codecs) or VBR gain.
+        - output: image like ``x``; bits ``(B,)`` float32.
+    """
+
+    channels = (3,)
+
+    def __init__(self, entry: CodecEntry, arch: Arch, *, grad: str = "ste", metric: str = "mse",
+                 pretrained: bool = True, weights: str | os.PathLike | None = None, max_batch: int = 16,
+                 autocast: bool = False) -> None:
+        super().__init__(entry, grad=grad)
+        if grad == "cubic":
+            raise ValueError(f"grad='cubic' is JPEG only; {entry.name} supports grad='ste' or grad='none'")
+        if metric not in arch.metrics:
+            raise ValueError(f"{entry.name} has weights for metric in {arch.metrics}, got metric={metric!r}")
+        if not isinstance(max_batch, int) or max_batch < 1:
+            raise ValueError(f"max_batch must be a positive int, got {max_batch!r}")
+        if weights is not None and not pretrained:
+            raise ValueError("weights= loads trained weights; it cannot be combined with pretrained=False")
+        self.arch = arch
+        self.metric = metric
+        self.pretrained = bool(pretrained)
+        self.weights = None if weights is None else os.fspath(weights)
+        self.max_batch = max_batch
+        self.autocast = bool(autocast)
+
+    # ------------------------------------------------------------------------------------------------ models
+
+    def model(self, level: int, device: torch.device | str = "cpu") -> nn.Module:
+        """The frozen CompressAI model for an integer ``level`` (any level for variable-rate codecs) on ``device``."""
+        return get_model(self.entry.name, self.arch, self.arch.model_index(level), torch.device(device),
+                         self.metric, self.pretrained, self.weights)
+
+    def _wants_grad(self, x: Tensor) -> bool:
+        return self.grad == "ste" and torch.is_grad_enabled() and x.requires_grad
+
+    def _run(self, x: Tensor, model: nn.Module, gain: Tensor | None, quantize_grad: bool) -> tuple[Tensor, Tensor]:
+        """Pads, runs ``model`` in chunks of ``max_batch``, crops and clamps."""
+        h, w = x.shape[-2:]
+        m = self.entry.pad_multiple
+        ph, pw = (-h) % m, (-w) % m
+        xp = F.pad(x, (0, pw, 0, ph), mode="replicate") if ph or pw else x
+        images, bits = [], []
+        for start in range(0, x.shape[0], self.max_batch):
+            sl = slice(start, start + self.max_batch)
+            out = forward_model(model, self.arch.kind, xp[sl], gain=None if gain is None else gain[sl],
+                                quantize_grad=quantize_grad, autocast=self.autocast)
+            images.append(out.x_hat[..., :h, :w].clamp(0.0, 1.0))
+            bits.append(out.bits)
+        return torch.cat(images), torch.cat(bits)
+
+    def _compress_levels(self, x: Tensor, level: Tensor, with_grad: bool) -> tuple[Tensor, Tensor]:
+        """Each sample at its own level; samples sharing a model run together, once."""
+        if not with_grad:
+            with torch.no_grad():
+                return self._compress_levels_impl(x, level, False)
+        return self._compress_levels_impl(x, level, True)
+
+    def _compress_levels_impl(self, x: Tensor, level: Tensor, with_grad: bool) -> tuple[Tensor, Tensor]:
+        if self.arch.variable_rate:
+            return self._run(x, self.model(1, x.device), level, with_grad)
+        if x.shape[0] == 0:
+            return x.clone(), torch.zeros(0, device=x.device)
+        # One host sync to learn which models are needed: unavoidable when each level is its own network.
+        wanted = level.round().to(torch.long)
+        indices, images, bits = [], [], []
+        for q in torch.unique(wanted).tolist():
+            idx = (wanted == q).nonzero().squeeze(1)
+            img, b = self._run(x.index_select(0, idx), self.model(int(q), x.device), None, with_grad)
+            indices.append(idx)
+            images.append(img)
+            bits.append(b)
+        order = torch.cat(indices)
+        inverse = torch.empty_like(order)
+        inverse[order] = torch.arange(order.numel(), device=order.device)
+        return torch.cat(images).index_select(0, inverse), torch.cat(bits).index_select(0, inverse)
+
+    def canonical_level(self, level: Tensor) -> Tensor:
+        """The level actually used: rounded for discrete codecs."""
+        return level if self.arch.variable_rate else level.round()
+
+    # ------------------------------------------------------------------------------------------------ codec API
+
+    def _compress(self, x: Tensor, level: Tensor) -> tuple[Tensor, Tensor]:
+        return self._compress_levels(x, self.canonical_level(level), self._wants_grad(x))
+
+    def _fit_bpp(self, x: Tensor, bpp: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """Per sample, the level whose coded bpp is closest to the target (in log ratio).
+
+        Discrete codecs: a bisection over the quality index in which each model runs once per step on the samples
+        that need it and no (sample, level) pair is measured twice: at most ``ceil(log2(L)) + 1`` passes over the
+        batch for ``L`` levels. Variable-rate codecs: :func:`augcomp.rate.bisect_levels` over the gain (one model,
+        a fixed number of steps). Search passes run without autograd; with ``grad="ste"`` and an input that requires
+        grad, one last pass at the chosen levels carries the gradient. Otherwise a discrete search returns its own
+        outputs and a variable-rate search adds one pass at the chosen gains.
+        """
+        target = bpp.to(torch.float32) * float(x.shape[-2] * x.shape[-1])
+        lo, hi = self.entry.level_range
+        keep = not self._wants_grad(x)
+        if self.arch.variable_rate:
+            level, _ = bisect_levels(lambda g: self._compress_levels(x, g, False)[1], target, lo, hi, discrete=False)
+            image, bits = self._compress_levels(x, level, not keep)
+            return image, bits, level
+
+        def measure(level: Tensor, active: Tensor) -> tuple[Tensor, Tensor | None]:
+            bits = torch.zeros(x.shape[0], device=x.device)
+            images = torch.zeros_like(x) if keep else None
+            idx = active.nonzero().squeeze(1)
+            if idx.numel():
+                img, b = self._compress_levels(x.index_select(0, idx), level.index_select(0, idx), False)
+                bits = bits.index_copy(0, idx, b)
+                if keep:
+                    images = images.index_copy(0, idx, img)
+            return bits, images
+
+        level, bits, image = _bisect_discrete(measure, target, int(lo), int(hi), keep_images=keep)
+        if not keep:
+            image, bits = self._compress_levels(x, level, True)
+        return image, bits, level
+
+    def extra_repr(self) -> str:
+        return (f"{super().extra_repr()}, arch={self.arch.cls_name}, metric={self.metric!r}, "
+                f"pretrained={self.pretrained}, max_batch={self.max_batch}")
+
+
+def _bisect_discrete(measure: Callable[[Tensor, Tensor], tuple[Tensor, Tensor | None]], target: Tensor, low: int,
+                     high: int, *, keep_images: bool) -> tuple[Tensor, Tensor, Tensor | None]:
+    """The discrete search of :func:`augcomp.rate.bisect_levels`, never measuring a (sample, level) pair twice.
+
+    ``measure(level, active)`` returns bits (and images, if kept) for the ``active`` samples; samples whose interval
+    has closed, or whose midpoint was measured already, are left out, and the search stops once none is left.
+
+    Returns:
+        ``(level, bits, image)`` of the closest candidate per sample (``image`` None unless ``keep_images``).
+    """
+    device = target.device
+    batch = target.shape[0]
+    n_levels = high - low + 1
+    lo = torch.full((batch,), float(low), device=device)
+    hi = torch.full((batch,), float(high), device=device)
+    best_level = hi.clone()
+    best_bits, best_image = measure(best_level, torch.ones(batch, dtype=torch.bool, device=device))
+    best_err = closeness(best_bits, target)
+    seen = torch.zeros(batch, n_levels, dtype=torch.bool, device=device)
+    known = torch.zeros(batch, n_levels, device=device)
+    seen[:, -1] = True
+    known[:, -1] = best_bits
+    for _ in range(max(1, math.ceil(math.log2(n_levels))) + 1):
+        mid = torch.floor((lo + hi) / 2)
+        col = (mid - low).long().clamp(0, n_levels - 1)[:, None]
+        done = seen.gather(1, col).squeeze(1)
+        if bool(done.all()):
+            break
+        fresh_bits, images = measure(mid, ~done)
+        bits = torch.where(done, known.gather(1, col).squeeze(1), fresh_bits)
+        seen.scatter_(1, col, True)
+        known.scatter_(1, col, bits[:, None])
+        err = closeness(bits, target)
+        better = (err < best_err) & ~done
+        best_level = torch.where(better, mid, best_level)
+        best_bits = torch.where(better, bits, best_bits)
+        best_err = torch.where(better, err, best_err)
+        if keep_images:
+            best_image = torch.where(better.view(-1, 1, 1, 1), images, best_image)
+        go_up = bits < target
+        lo = torch.where(go_up, mid + 1, lo)
+        hi = torch.where(go_up, hi, mid)
+    return best_level, best_bits, best_image
+
+
+# ---------------------------------------------------------------------------------------------------- model cache
+
+_MODELS: dict[tuple, nn.Module] = {}
+_LOCK = threading.Lock()
+
+
+def clear_models() -> None:
+    """Forgets every built neural model (frees memory; the next use rebuilds or reloads)."""
+    with _LOCK:
+        _MODELS.clear()
+
+
+def get_model(name: str, arch: Arch, index: int, device: torch.device, metric: str = "mse", pretrained: bool = True,
+              weights: str | None = None) -> nn.Module:
+    """The frozen model ``index`` of codec ``name``, built once per device and shared.
+
+    Raises:
+        WeightsNotFoundError: ``pretrained`` weights are neither on disk nor downloadable.
+    """
+    source = (metric, pretrained, weights)
+    key = (name, *source, index, str(device))
+    model = _MODELS.get(key)
+    if model is not None:
+        return model
+    with _LOCK:
+        model = _MODELS.get(key)
+        if model is None:
+            cpu_key = (name, *source, index, "cpu")
+            cpu = _MODELS.get(cpu_key)
+            if cpu is None:
+                cpu = _freeze(_load(name, arch, index, metric, pretrained, weights))
+                _MODELS[cpu_key] = cpu
+            model = cpu if device.type == "cpu" else _freeze(copy.deepcopy(cpu).to(device))
+            _MODELS[key] = model
+    return model
+
+
+def _freeze(model: nn.Module) -> nn.Module:
+    model.eval()
+    model.requires_grad_(False)
+    return model
+
+
+def _load(name: str, arch: Arch, index: int, metric: str, pretrained: bool, weights: str | None) -> nn.Module:
+    from augcomp.codecs import weights as w
+
+    model = build_model(arch, index)
+    level = index + 1
+    if pretrained:
+        if arch.zoo:
+            quality = None if arch.variable_rate else level
+            what = f"{name} quality {level} ({metric})" if quality else f"{name} ({metric})"
+            path = w.resolve_zoo_file(what, w.zoo_url(arch.zoo, metric, quality), weights)
+            w.load_into(model, w.load_checkpoint(path), f"{what} from {path}")
+        else:
+            meta, states = w.load_package_states(name, weights)
+            expected = {"architecture": arch.cls_name, "N": arch.widths[index][0], "M": arch.widths[index][1],
+                        "levels": arch.num_models}
+            found = {k: meta.get(k) for k in expected}
+            if found != expected:
+                raise ValueError(f"the weights found for {name} describe {found}, but the codec expects {expected}")
+            w.load_into(model, states[index], f"{name} level {level}")
+    # CDF tables for compress(); a no-op when the checkpoint carried them.
+    model.update()
+    return model
+
+
+# ---------------------------------------------------------------------------------------------------- registry
+
+
+@dataclass(frozen=True)
+class ZooBuilder:
+    """Registry builder: ``builder(entry, **options)`` -> :class:`NeuralCodec` for one :class:`Arch`."""
+
+    arch: Arch
+
+    def __call__(self, entry: CodecEntry, **options) -> NeuralCodec:
+        return NeuralCodec(entry, self.arch, **options)
+
+
+def _register(name: str, arch: Arch, *, pad_multiple: int, description: str, family: str = "compressai",
+              weights: str = "compressai") -> None:
+    level_range = VBR_GAIN_RANGE if arch.variable_rate else (1.0, float(arch.num_models))
+    register(CodecEntry(name=name, builder=ZooBuilder(arch), level_range=level_range,
+                        discrete=not arch.variable_rate, pad_multiple=pad_multiple, weights=weights, family=family,
+                        description=description))
+
+
+# Widths (N, M) per quality are those of CompressAI's zoo checkpoints; each model family below is the class those
+# checkpoints were trained as (CompressAI's own "bmshj2018-factorized-relu" zoo entry builds the GDN model instead).
+_SMALL, _LARGE = (128, 192), (192, 320)
+_register("bmshj2018-factorized",
+          Arch("FactorizedPrior", FACTORIZED, per_quality((range(1, 6), _SMALL), (range(6, 9), _LARGE)),
+               zoo="bmshj2018-factorized"),
+          pad_multiple=16, description="Balle et al. 2018, factorized prior (CompressAI zoo)")
+_register("bmshj2018-hyperprior",
+          Arch("ScaleHyperprior", HYPERPRIOR, per_quality((range(1, 6), _SMALL), (range(6, 9), _LARGE)),
+               zoo="bmshj2018-hyperprior"),
+          pad_multiple=64, description="Balle et al. 2018, scale hyperprior (CompressAI zoo)")
+_register("mbt2018-mean",
+          Arch("MeanScaleHyperprior", MEAN_SCALE, per_quality((range(1, 5), _SMALL), (range(5, 9), _LARGE)),
+               zoo="mbt2018-mean"),
+          pad_multiple=64, description="Minnen et al. 2018, mean-scale hyperprior (CompressAI zoo)")
+_register("mbt2018",
+          Arch("JointAutoregressiveHierarchicalPriors", AUTOREGRESSIVE,
+               per_quality((range(1, 5), (192, 192)), (range(5, 9), _LARGE)), zoo="mbt2018"),
+          pad_multiple=64, description="Minnen et al. 2018, joint autoregressive and hierarchical priors "
+                                       "(CompressAI zoo; parallel forward)")
+_register("cheng2020-anchor",
+          Arch("Cheng2020Anchor", AUTOREGRESSIVE, per_quality((range(1, 4), (128,)), (range(4, 7), (192,))),
+               zoo="cheng2020-anchor"),
+          pad_multiple=64, description="Cheng et al. 2020, anchor (CompressAI zoo; parallel forward)")
+_register("cheng2020-attn",
+          Arch("Cheng2020Attention", AUTOREGRESSIVE, per_quality((range(1, 4), (128,)), (range(4, 7), (192,))),
+               zoo="cheng2020-attn"),
+          pad_multiple=64, description="Cheng et al. 2020, with attention (CompressAI zoo; parallel forward)")
+# The variable-rate checkpoints of the two hyperprior models were trained with a gain-dependent hyper-latent step.
+_register("bmshj2018-hyperprior-vbr",
+          Arch("ScaleHyperpriorVbr", VBR_HYPERPRIOR, (_LARGE,), metrics=("mse",), zoo="bmshj2018-hyperprior-vbr",
+               init_kwargs={"vr_entbttlnck": True}),
+          pad_multiple=64, description="variable-rate scale hyperprior, Kamisli et al. 2024 (CompressAI zoo)")
+_register("mbt2018-mean-vbr",
+          Arch("MeanScaleHyperpriorVbr", VBR_MEAN_SCALE, (_LARGE,), metrics=("mse",), zoo="mbt2018-mean-vbr",
+               init_kwargs={"vr_entbttlnck": True}),
+          pad_multiple=64, description="variable-rate mean-scale hyperprior, Kamisli et al. 2024 (CompressAI zoo)")
+_register("mbt2018-vbr",
+          Arch("JointAutoregressiveHierarchicalPriorsVbr", VBR_AUTOREGRESSIVE, (_LARGE,), metrics=("mse",),
+               zoo="mbt2018-vbr"),
+          pad_multiple=64, description="variable-rate mbt2018, Kamisli et al. 2024 (CompressAI zoo; parallel forward)")
+_register("augcomp-tiny",
+          Arch("ScaleHyperprior", HYPERPRIOR, per_quality((range(1, 5), (48, 64))), metrics=("mse",)),
+          pad_multiple=64, family="augcomp", weights="package",
+          description="small scale hyperprior trained by augcomp (recipes/train_codec.py), shipped with the package")

@@ -91,8 +91,13 @@ def get(name: str, **options: Any) -> Codec:
 
 
 def clear_cache() -> None:
-    """Forgets every built codec (frees neural models)."""
+    """Forgets every built codec and frees the shared neural models."""
+    import sys
+
     _CACHE.clear()
+    neural = sys.modules.get("augcomp.codecs.neural")
+    if neural is not None:
+        neural.clear_models()
 
 
 def _ensure_builtin() -> None:

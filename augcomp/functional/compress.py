@@ -78,6 +78,8 @@ def compress(
     if quality is not None:
         lo, hi = module.entry.level_range
         level = per_sample(quality, batch, device, "quality", lo, hi, generator=generator)
+        if module.entry.discrete:
+            level = torch.round(level)  # the level actually used, e.g. when drawn from a range
         if batch == 0:
             image, bits = x4.clone(), torch.zeros(0, device=device)
         else:
