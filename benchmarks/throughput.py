@@ -1,0 +1,29 @@
+"""Throughput of augcomp's codecs against torchvision, kornia, Pillow and simplejpeg, on the same batch.
+
+A thin wrapper around :mod:`augcomp.bench`, which ``augcomp bench`` runs too; both take the same options::
+
+    python benchmarks/throughput.py                       # batch 64 of 224x224 crops, CUDA if present
+    python benchmarks/throughput.py --device cpu --repeats 7 --out results/bench
+    python benchmarks/throughput.py --rows 'augcomp-*,kornia-random-jpeg*'
+    python benchmarks/throughput.py --list                # the row keys
+    python benchmarks/throughput.py --quick --out bench-smoke
+
+Writes ``throughput.md`` and ``throughput.json`` to ``--out`` (default ``results/bench``) and prints the table, with
+each performance goal marked PASS or MISS.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+
+from augcomp.bench import main as bench_main
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Runs the throughput benchmark with ``argv`` (default: the command line); returns the exit status."""
+    return bench_main(argv, prog="throughput.py")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
