@@ -81,7 +81,9 @@ def to_float01(x: Tensor) -> Tensor:
 
 
 def from_float01(y: Tensor, dtype: torch.dtype) -> Tensor:
-    """float [0, 1] back to ``dtype`` (uint8 is rounded to [0, 255])."""
+    """float [0, 1] back to ``dtype`` (uint8 is rounded to [0, 255]); a uint8 ``y`` is returned as is."""
+    if y.dtype == torch.uint8:
+        return y
     if dtype == torch.uint8:
         return (y.detach() * 255.0).round_().clamp_(0, 255).to(torch.uint8)
     return y.to(dtype)

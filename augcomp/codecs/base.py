@@ -26,6 +26,7 @@ class Codec(nn.Module):
     """
 
     channels: tuple[int, ...] = (3,)
+    accepts_uint8 = False  # True: _compress/_fit_bpp also take uint8 [0, 255] and then return uint8 images
 
     def __init__(self, entry: CodecEntry, grad: str = "ste") -> None:
         super().__init__()
@@ -49,21 +50,25 @@ class Codec(nn.Module):
         lvl = self.check_level(level, x4.shape[0], x4.device)
         if x4.shape[0] == 0:
             return x.clone(), torch.zeros(0, device=x.device)
-        image, bits = self._compress(to_float01(x4), lvl)
+        image, bits = self._compress(self.prepare(x4), lvl)
         image = from_float01(image, x.dtype)
         if unbatched:
             return image[0], bits[0]
         return image, bits
 
+    def prepare(self, x: Tensor) -> Tensor:
+        """What :meth:`_compress` receives: uint8 as is if the codec takes it, else float32 in [0, 1]."""
+        return x if x.dtype == torch.uint8 and self.accepts_uint8 else to_float01(x)
+
     def fit_bpp(self, x: Tensor, bpp: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """Compresses each sample at the level whose bpp is closest to its target.
 
         Args:
-            x: ``(B, C, H, W)`` float32 in [0, 1] (already checked).
+            x: ``(B, C, H, W)`` from :meth:`prepare` (already checked).
             bpp: ``(B,)`` float32 targets, > 0.
 
         Returns:
-            ``(image, bits, level)``: image float32 in [0, 1], bits ``(B,)`` float32, level ``(B,)`` float32.
+            ``(image, bits, level)``: image float32 in [0, 1] (uint8 for uint8 input), bits and level ``(B,)``.
         """
         return self._fit_bpp(x, bpp)
 

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 import io
-from concurrent.futures import ThreadPoolExecutor
+import warnings
 
-import numpy as np
 import torch
 from torch import Tensor
+from torchvision.io import decode_jpeg, encode_jpeg
 
 from augcomp.codecs.base import Codec
 from augcomp.codecs.registry import CodecEntry, register
@@ -48,7 +49,6 @@ class JPEGCodec(Codec):
             libjpeg-turbo through Pillow (CPU tensors only); ``"auto"`` uses native on CPU (outside
             ``torch.compile``) and torch elsewhere. Both give the same pixels and bits (tested); gradients
             always come from the tensor path.
-        threads: worker threads of the native backend (default: ``torch.get_num_threads()``).
         compile: run the tensor path through ``torch.compile`` (fuses its many small kernels; the first call per
             image size compiles).
 
@@ -59,6 +59,7 @@ class JPEGCodec(Codec):
     """
 
     channels = (1, 3)
+    accepts_uint8 = True  # uint8 stays uint8 on the native path: no float round trip around libjpeg
 
     def __init__(
         self,
@@ -67,7 +68,6 @@ class JPEGCodec(Codec):
         subsampling: str = "420",
         include_header: bool = False,
         backend: str = "auto",
-        threads: int | None = None,
         compile: bool = False,
     ) -> None:
         super().__init__(entry, grad)
@@ -78,7 +78,6 @@ class JPEGCodec(Codec):
         self.subsampling = subsampling
         self.include_header = include_header
         self.backend = backend
-        self.threads = threads
         # torch.compile fuses the hundreds of small elementwise kernels of the tensor path (one graph per shape).
         self._roundtrip = _compiled(jpeg_roundtrip) if compile else jpeg_roundtrip
         self._stream_rate = _compiled(jpeg_stream_rate) if compile else jpeg_stream_rate
@@ -98,17 +97,24 @@ class JPEGCodec(Codec):
         return float(jfif_header_bits(channels)) if self.include_header else 0.0
 
     def _compress(self, x: Tensor, level: Tensor) -> tuple[Tensor, Tensor]:
+        header = self._header(x.shape[1])
+        if x.dtype == torch.uint8:
+            if self._use_native(x):
+                image, bits = _native_roundtrip(x, level, self.subsampling)
+                return image, bits + header
+            x = x.to(torch.float32) / 255.0
         with torch.autocast(device_type=x.device.type, enabled=False):
             x255 = x.to(torch.float32) * 255.0
             samples = x255.detach().clamp(0, 255).round()
             layout = jpeg_layout(x.shape[1], x.shape[2], x.shape[3], self.subsampling)
             tables = quant_tables(level)
             if self._use_native(x):
-                image, bits = _native_roundtrip(samples, level, self.subsampling, self.threads)
+                image, bits = _native_roundtrip(samples.to(torch.uint8), level, self.subsampling)
+                image = image.to(torch.float32)
             else:
                 image, bits = self._roundtrip(samples, tables, layout)
             image = self._attach_grad(image, x255, tables, layout)
-            return image / 255.0, bits + self._header(x.shape[1])
+            return image / 255.0, bits + header
 
     def _attach_grad(self, image: Tensor, x255: Tensor, tables: Tensor, layout) -> Tensor:
         if self.grad == "none" or not (torch.is_grad_enabled() and x255.requires_grad):
@@ -120,34 +126,31 @@ class JPEGCodec(Codec):
 
     def _fit_bpp(self, x: Tensor, bpp: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """Rate control: the DCT runs once; each search step only quantizes and counts bits."""
-        with torch.autocast(device_type=x.device.type, enabled=False):
-            x255 = x.to(torch.float32) * 255.0
-            samples = x255.detach().clamp(0, 255).round()
-            layout = jpeg_layout(x.shape[1], x.shape[2], x.shape[3], self.subsampling)
-            target = bpp * float(layout.height * layout.width) - self._header(x.shape[1])
-            native = self._use_native(x)
-            if native:
-                images = _to_numpy_images(samples)
+        layout = jpeg_layout(x.shape[1], x.shape[2], x.shape[3], self.subsampling)
+        target = (bpp * float(layout.height * layout.width) - self._header(x.shape[1])).clamp_min(1.0)
+        if self._use_native(x):
+            samples = x if x.dtype == torch.uint8 else (x.detach() * 255.0).clamp(0, 255).round().to(torch.uint8)
 
-                def measure(quality: Tensor) -> Tensor:
-                    return _native_bits(images, quality, self.subsampling, self.threads)
+            def measure(quality: Tensor) -> Tensor:
+                return _native_bits(samples, quality, self.subsampling)
 
-            else:
-                # The DCT runs once; islow coefficients are integers below 2**15, exact in float32.
+            quality, _ = bisect_levels(measure, target, 1.0, 100.0, discrete=False)
+            if x.dtype == torch.uint8:
+                return (*self._compress(x, quality), quality)
+        else:
+            if x.dtype == torch.uint8:
+                x = x.to(torch.float32) / 255.0
+            samples = (x.detach().to(torch.float32) * 255.0).clamp(0, 255).round()
+            with torch.autocast(device_type=x.device.type, enabled=False):
+                # islow coefficients are integers below 2**15, exact in float32.
                 stream = jpeg_stream(jpeg_analysis(samples, layout), layout).to(torch.float32)
 
                 def measure(quality: Tensor) -> Tensor:
                     # Unstuffed bits: stuffing adds well under 1%, and the final count below is exact.
                     return self._stream_rate(stream, quality, layout)
 
-            quality, _ = bisect_levels(measure, target.clamp_min(1.0), 1.0, 100.0, discrete=False)
-            tables = quant_tables(quality)
-            if native:
-                image, bits = _native_roundtrip(samples, quality, self.subsampling, self.threads)
-            else:
-                image, bits = self._roundtrip(samples, tables, layout)
-            image = self._attach_grad(image, x255, tables, layout)
-            return image / 255.0, bits + self._header(x.shape[1]), quality
+                quality, _ = bisect_levels(measure, target, 1.0, 100.0, discrete=False)
+        return (*self._compress(x, quality), quality)
 
 
 def scan_length(data: bytes) -> int:
@@ -164,63 +167,50 @@ def scan_length(data: bytes) -> int:
     raise ValueError("no SOS marker found")
 
 
-def _encode(image: np.ndarray, quality: float, subsampling: str) -> bytes:
+@functools.lru_cache(maxsize=4096)
+def _qtables(quality: float, components: int) -> list[list[int]]:
+    tables = quant_tables(torch.tensor([quality]))[0].to(torch.int64)
+    return [t.reshape(-1).tolist() for t in tables[: min(components, 2)]]
+
+
+def _encode(image: Tensor, quality: float, subsampling: str) -> Tensor:
+    """libjpeg-turbo's encoding of one ``(C, H, W)`` uint8 image, as a 1-D uint8 tensor."""
+    gray = image.shape[0] == 1
+    if float(quality).is_integer() and (gray or subsampling == "420"):
+        return encode_jpeg(image, quality=int(quality))
     from PIL import Image
 
-    gray = image.shape[2] == 1
-    pil = Image.fromarray(image[..., 0] if gray else image, mode="L" if gray else "RGB")
+    array = image.permute(1, 2, 0).numpy()
+    pil = Image.fromarray(array[..., 0] if gray else array, mode="L" if gray else "RGB")
     buf = io.BytesIO()
-    if float(quality).is_integer():
-        pil.save(buf, format="JPEG", quality=int(quality), subsampling=2 if subsampling == "420" else 0)
-    else:
-        tables = quant_tables(torch.tensor([quality]))[0].to(torch.int64)
-        qtables = [t.reshape(-1).tolist() for t in tables[: 1 if gray else 2]]
-        pil.save(buf, format="JPEG", qtables=qtables, subsampling=2 if subsampling == "420" else 0)
-    return buf.getvalue()
+    pil.save(buf, format="JPEG", qtables=_qtables(float(quality), image.shape[0]),
+             subsampling=2 if subsampling == "420" else 0)
+    return torch.frombuffer(bytearray(buf.getvalue()), dtype=torch.uint8)
 
 
-def _encode_decode(image: np.ndarray, quality: float, subsampling: str) -> tuple[np.ndarray, int]:
-    from PIL import Image
-
-    data = _encode(image, quality, subsampling)
-    decoded = np.asarray(Image.open(io.BytesIO(data)).convert("L" if image.shape[2] == 1 else "RGB"))
-    return decoded.reshape(image.shape), scan_length(data)
-
-
-def _scan_bits_of(image: np.ndarray, quality: float, subsampling: str) -> int:
-    return 8 * scan_length(_encode(image, quality, subsampling))
+def _quietly(fn, *args):
+    # torchvision 0.29 deprecates its JPEG coder in favour of TorchCodec; the coder itself is unchanged.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        return fn(*args)
 
 
-_POOL: ThreadPoolExecutor | None = None
+def _encode_all(images: Tensor, quality: Tensor, subsampling: str) -> list[Tensor]:
+    return [_encode(img, q, subsampling) for img, q in zip(images, quality.tolist(), strict=True)]
 
 
-def _pool(threads: int | None) -> ThreadPoolExecutor:
-    global _POOL
-    workers = threads or torch.get_num_threads()
-    if _POOL is None or _POOL._max_workers != workers:
-        _POOL = ThreadPoolExecutor(max_workers=workers)
-    return _POOL
+def _native_bits(images: Tensor, quality: Tensor, subsampling: str) -> Tensor:
+    """Scan bits of libjpeg-turbo's encoding of each ``(C, H, W)`` uint8 image (encode only)."""
+    data = _quietly(_encode_all, images, quality, subsampling)
+    return torch.tensor([8.0 * scan_length(bytes(d.numpy())) for d in data], dtype=torch.float32)
 
 
-def _to_numpy_images(samples: Tensor) -> np.ndarray:
-    return samples.to(torch.uint8).permute(0, 2, 3, 1).contiguous().numpy()
-
-
-def _native_bits(images: np.ndarray, quality: Tensor, subsampling: str, threads: int | None) -> Tensor:
-    """Scan bits of libjpeg-turbo's encoding of each image (encode only); Pillow releases the GIL."""
-    n = len(images)
-    bits = _pool(threads).map(_scan_bits_of, images, quality.tolist(), [subsampling] * n)
-    return torch.tensor(list(bits), dtype=torch.float32)
-
-
-def _native_roundtrip(
-    samples: Tensor, quality: Tensor, subsampling: str, threads: int | None
-) -> tuple[Tensor, Tensor]:
-    """libjpeg-turbo through Pillow, one image per task."""
-    images = _to_numpy_images(samples)
-    results = list(_pool(threads).map(_encode_decode, images, quality.tolist(), [subsampling] * len(images)))
-    out = torch.from_numpy(np.stack([r[0] for r in results])).permute(0, 3, 1, 2).to(torch.float32)
-    bits = torch.tensor([8.0 * r[1] for r in results], dtype=torch.float32)
+def _native_roundtrip(images: Tensor, quality: Tensor, subsampling: str) -> tuple[Tensor, Tensor]:
+    """libjpeg-turbo encode and decode of a uint8 CPU batch: Pillow for explicit tables, torchvision otherwise
+    (both are libjpeg-turbo with its defaults, checked against each other in the tests)."""
+    data = _quietly(_encode_all, images, quality, subsampling)
+    out = torch.stack(_quietly(decode_jpeg, data)).reshape(images.shape)
+    bits = torch.tensor([8.0 * scan_length(bytes(d.numpy())) for d in data], dtype=torch.float32)
     return out, bits
 
 

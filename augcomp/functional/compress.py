@@ -9,7 +9,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from augcomp._checks import check_image, from_float01, per_sample, to_float01
+from augcomp._checks import check_image, from_float01, per_sample
 
 __all__ = ["CompressResult", "compress"]
 
@@ -83,14 +83,14 @@ def compress(
         if batch == 0:
             image, bits = x4.clone(), torch.zeros(0, device=device)
         else:
-            image, bits = module._compress(to_float01(x4), level)
+            image, bits = module._compress(module.prepare(x4), level)
     else:
         target = per_sample(bpp, batch, device, "bpp", 0.0, float("inf"), log=True, generator=generator,
                             low_inclusive=False)
         if batch == 0:
             image, bits, level = x4.clone(), torch.zeros(0, device=device), torch.zeros(0, device=device)
         else:
-            image, bits, level = module.fit_bpp(to_float01(x4), target)
+            image, bits, level = module.fit_bpp(module.prepare(x4), target)
     if batch > 0:
         image = from_float01(image, x.dtype)
     bits = bits.to(torch.float32)

@@ -1,0 +1,79 @@
+"""Data for the robustness protocol: synthetic scenes and adapters for real dataset layouts.
+
+Every dataset returns dictionaries whose ``"image"`` is a ``(3, H, W)`` uint8 tensor in [0, 255]; compression and
+normalization happen later, on the device. The other keys depend on the task:
+
+- classification: ``"label"`` (int);
+- detection: ``"boxes"`` ((N, 4) float32 xyxy pixels), ``"labels"`` ((N,) int64), optional ``"iscrowd"``,
+  ``"image_id"``;
+- segmentation: ``"mask"`` ((H, W) int64; 255 is ignored).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor
+from torch.utils.data import Dataset, Subset
+
+from augcomp.data.ade20k import ADE20K, IGNORE_INDEX
+from augcomp.data.coco import CocoDetection
+from augcomp.data.imagefolder import ImageFolderClassification
+from augcomp.data.synthetic import CATEGORIES, PRESETS, Scene, SceneConfig, SyntheticScenes, make_scene
+
+__all__ = [
+    "ADE20K",
+    "CATEGORIES",
+    "CocoDetection",
+    "IGNORE_INDEX",
+    "ImageFolderClassification",
+    "PRESETS",
+    "Scene",
+    "SceneConfig",
+    "SyntheticScenes",
+    "collate",
+    "make_scene",
+    "subset",
+]
+
+
+def _stack_or_list(items: Sequence[Tensor]) -> Tensor | list[Tensor]:
+    if all(t.shape == items[0].shape for t in items):
+        return torch.stack(list(items))
+    return list(items)
+
+
+def collate(samples: Sequence[dict]) -> dict:
+    """Batches task samples.
+
+    Images (and masks) of one size are stacked; mixed sizes stay lists, which compression handles by grouping
+    equal sizes. Detection targets become a list of ``{"boxes", "labels"[, "iscrowd"]}`` dictionaries.
+
+    Shape:
+        - image: ``(B, 3, H, W)`` uint8, or a list of ``(3, H_i, W_i)``.
+        - label: ``(B,)`` int64; mask: ``(B, H, W)`` int64 or a list.
+    """
+    if not samples:
+        raise ValueError("cannot collate an empty batch")
+    first = samples[0]
+    batch: dict = {"image": _stack_or_list([s["image"] for s in samples])}
+    if "label" in first:
+        batch["label"] = torch.tensor([int(s["label"]) for s in samples], dtype=torch.int64)
+    if "mask" in first:
+        batch["mask"] = _stack_or_list([s["mask"].long() for s in samples])
+    if "boxes" in first:
+        keys = [k for k in ("boxes", "labels", "iscrowd") if k in first]
+        batch["target"] = [{k: s[k] for k in keys} for s in samples]
+        batch["image_id"] = torch.tensor([int(s.get("image_id", -1)) for s in samples], dtype=torch.int64)
+    return batch
+
+
+def subset(dataset: Dataset, size: int | None, seed: int = 0) -> Dataset:
+    """A fixed random subset of ``size`` samples (all of them if ``size`` is None or not smaller)."""
+    n = len(dataset)  # type: ignore[arg-type]
+    if size is None or size >= n:
+        return dataset
+    g = torch.Generator().manual_seed(seed)
+    idx = torch.randperm(n, generator=g)[:size].sort().values.tolist()
+    return Subset(dataset, idx)

@@ -1,0 +1,89 @@
+"""ADE20K scene parsing (ADEChallengeData2016): ``images/<split>/*.jpg`` and ``annotations/<split>/*.png``.
+
+Annotation value 0 means "other" and is ignored; values 1..150 are the classes, mapped to 0..149.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+from torch.utils.data import Dataset
+from torchvision import tv_tensors
+from torchvision.transforms import v2
+
+__all__ = ["ADE20K", "IGNORE_INDEX", "segmentation_transform"]
+
+IGNORE_INDEX = 255
+
+
+def segmentation_transform(train: bool, size: int) -> v2.Transform:
+    """Random scale (0.5x-2x), crop and flip for training; shorter side to ``size`` and centre crop otherwise.
+
+    Both give ``size x size`` samples; padding is 0 in the image and ``IGNORE_INDEX`` in the mask. Images stay uint8.
+    """
+    fill = {tv_tensors.Image: 0, tv_tensors.Mask: IGNORE_INDEX}
+    if train:
+        return v2.Compose([
+            v2.RandomResize(size // 2, size * 2, antialias=True),
+            v2.RandomCrop(size, pad_if_needed=True, fill=fill),
+            v2.RandomHorizontalFlip(),
+        ])
+    return v2.Compose([v2.Resize(size, antialias=True), v2.CenterCrop(size)])
+
+
+def _root(root: Path) -> Path:
+    # Accept both the folder holding ADEChallengeData2016 and that folder itself.
+    return root / "ADEChallengeData2016" if (root / "ADEChallengeData2016").is_dir() else root
+
+
+class ADE20K(Dataset):
+    """ADE20K SceneParsing (150 classes).
+
+    Samples are ``{"image": (3, S, S) uint8, "mask": (S, S) int64}`` with classes in ``[0, 150)`` and
+    ``IGNORE_INDEX`` (255) for unlabelled pixels.
+
+    Args:
+        root: ``ADEChallengeData2016`` or the folder holding it.
+        split: ``"training"`` or ``"validation"``.
+        image_size: side of the square samples.
+        train: training geometry; by default, whether ``split == "training"``.
+    """
+
+    num_classes = 150
+
+    def __init__(self, root: str | os.PathLike, split: str, image_size: int = 512, train: bool | None = None) -> None:
+        base = _root(Path(root))
+        self.images_dir = base / "images" / split
+        self.masks_dir = base / "annotations" / split
+        if not self.images_dir.is_dir() or not self.masks_dir.is_dir():
+            raise FileNotFoundError(
+                f"ADE20K expects {base}/images/{split}/*.jpg and {base}/annotations/{split}/*.png; "
+                f"{self.images_dir if not self.images_dir.is_dir() else self.masks_dir} is missing"
+            )
+        self.items = []
+        for img in sorted(self.images_dir.glob("*.jpg")):
+            mask = self.masks_dir / (img.stem + ".png")
+            if not mask.is_file():
+                raise FileNotFoundError(f"no annotation {mask} for image {img}")
+            self.items.append((img, mask))
+        if not self.items:
+            raise FileNotFoundError(f"no images in {self.images_dir}")
+        self.transform = segmentation_transform(split == "training" if train is None else train, image_size)
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, index: int) -> dict:
+        img_path, mask_path = self.items[index]
+        with Image.open(img_path) as img:
+            image = tv_tensors.Image(torch.from_numpy(np.asarray(img.convert("RGB")).copy()).permute(2, 0, 1))
+        with Image.open(mask_path) as m:
+            raw = np.asarray(m, dtype=np.int64)
+        # 0 ("other") becomes the ignore index; classes 1..150 become 0..149.
+        mask = np.where(raw == 0, IGNORE_INDEX, raw - 1).astype(np.uint8)
+        image, mask_t = self.transform(image, tv_tensors.Mask(torch.from_numpy(mask)))
+        return {"image": image.as_subclass(torch.Tensor), "mask": mask_t.as_subclass(torch.Tensor).long()}

@@ -1,0 +1,141 @@
+"""COCO detection data: ``root/annotations/instances_<split>.json`` and ``root/<split>/<file_name>``.
+
+The instances JSON is parsed directly (no pycocotools). Labels are COCO category ids, as torchvision's COCO
+detectors use them, so ``num_classes`` is the largest id plus one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections import defaultdict
+from pathlib import Path
+
+import torch
+from PIL import Image
+from torch.utils.data import Dataset
+from torchvision import tv_tensors
+from torchvision.transforms import v2
+
+__all__ = ["CocoDetection", "detection_transform"]
+
+
+def detection_transform(train: bool, max_size: int | None) -> v2.Transform:
+    """Flip for training; images larger than ``max_size`` on their longer side are scaled down.
+
+    The output image stays uint8 in [0, 255].
+    """
+    steps: list[v2.Transform] = [v2.ToImage()]
+    if max_size:
+        steps.append(_ShrinkTo(max_size))
+    if train:
+        steps += [v2.RandomHorizontalFlip(), v2.SanitizeBoundingBoxes(labels_getter=_labels_getter)]
+    return v2.Compose(steps)
+
+
+def _labels_getter(inputs: tuple) -> tuple:
+    target = inputs[1]
+    return tuple(target[k] for k in ("labels", "iscrowd") if k in target)
+
+
+class _ShrinkTo(v2.Transform):
+    """Scales an image down (never up) so that its longer side is at most ``max_size``."""
+
+    def __init__(self, max_size: int) -> None:
+        super().__init__()
+        self.max_size = max_size
+
+    def forward(self, *inputs):
+        flat = inputs if len(inputs) > 1 else inputs[0]
+        image = flat[0] if isinstance(flat, (tuple, list)) else flat
+        h, w = image.shape[-2:]
+        if max(h, w) <= self.max_size:
+            return flat
+        scale = self.max_size / max(h, w)
+        size = [max(1, round(h * scale)), max(1, round(w * scale))]
+        return v2.Resize(size, antialias=True)(flat)
+
+
+class CocoDetection(Dataset):
+    """COCO-format instances for detection.
+
+    Samples are ``{"image": (3, H, W) uint8, "boxes": (N, 4) float32 xyxy, "labels": (N,) int64,
+    "iscrowd": (N,) int64, "image_id": int}``. Crowd regions are kept so that evaluation can ignore them as COCO
+    does; training drops them. Images without annotations are kept for evaluation and skipped for training.
+
+    Args:
+        root: the dataset root.
+        split: the split name, e.g. ``"train2017"`` or ``"val2017"``; the annotations are
+            ``root/annotations/instances_<split>.json`` and the images ``root/<split>/``.
+        train: training mode (flip; crowd and empty images dropped); by default, whether ``split`` starts with
+            ``"train"``.
+        max_size: longer image side after loading; larger images are scaled down (``None`` keeps sizes).
+        annotation_file: an explicit instances JSON instead of the standard location.
+    """
+
+    def __init__(self, root: str | os.PathLike, split: str, train: bool | None = None, max_size: int | None = 800,
+                 annotation_file: str | os.PathLike | None = None) -> None:
+        self.root = Path(root)
+        self.images_dir = self.root / split
+        ann = Path(annotation_file) if annotation_file else self.root / "annotations" / f"instances_{split}.json"
+        if not ann.is_file():
+            raise FileNotFoundError(
+                f"no annotation file {ann}: a COCO dataset has {self.root}/annotations/instances_{split}.json and the "
+                f"images in {self.images_dir}/"
+            )
+        with open(ann, encoding="utf-8") as f:
+            data = json.load(f)
+        self.train = split.startswith("train") if train is None else train
+        self.categories = {int(c["id"]): c["name"] for c in data.get("categories", [])}
+        if not self.categories:
+            raise ValueError(f"{ann} lists no categories")
+        per_image: dict[int, list[dict]] = defaultdict(list)
+        for a in data.get("annotations", []):
+            per_image[int(a["image_id"])].append(a)
+        self.images = []
+        for img in sorted(data["images"], key=lambda i: int(i["id"])):
+            anns = per_image.get(int(img["id"]), [])
+            if self.train and not any(not a.get("iscrowd", 0) for a in anns):
+                continue
+            self.images.append((img, anns))
+        if not self.images:
+            raise ValueError(f"{ann} holds no usable images")
+        self.transform = detection_transform(self.train, max_size)
+
+    @property
+    def num_classes(self) -> int:
+        return max(self.categories) + 1
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, index: int) -> dict:
+        info, anns = self.images[index]
+        with Image.open(self.images_dir / info["file_name"]) as img:
+            image = img.convert("RGB")
+        w, h = image.size
+        boxes, labels, crowd = [], [], []
+        for a in anns:
+            if self.train and a.get("iscrowd", 0):
+                continue
+            x, y, bw, bh = (float(v) for v in a["bbox"])
+            x1, y1, x2, y2 = max(0.0, x), max(0.0, y), min(float(w), x + bw), min(float(h), y + bh)
+            if x2 <= x1 or y2 <= y1:
+                continue
+            boxes.append([x1, y1, x2, y2])
+            labels.append(int(a["category_id"]))
+            crowd.append(int(a.get("iscrowd", 0)))
+        target = {
+            "boxes": tv_tensors.BoundingBoxes(torch.tensor(boxes, dtype=torch.float32).reshape(-1, 4),
+                                              format="XYXY", canvas_size=(h, w)),
+            "labels": torch.tensor(labels, dtype=torch.int64),
+            "iscrowd": torch.tensor(crowd, dtype=torch.int64),
+        }
+        image_t, target = self.transform(image, target)
+        return {
+            "image": image_t.as_subclass(torch.Tensor),
+            "boxes": target["boxes"].as_subclass(torch.Tensor),
+            "labels": target["labels"],
+            "iscrowd": target["iscrowd"],
+            "image_id": int(info["id"]),
+        }

@@ -1,0 +1,69 @@
+"""ImageFolder classification data (the ImageNet layout): ``root/{train,val}/<class>/<image>``."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+from PIL import Image
+from torch.utils.data import Dataset
+from torchvision.datasets.folder import IMG_EXTENSIONS, find_classes, make_dataset
+from torchvision.transforms import v2
+
+__all__ = ["ImageFolderClassification", "classification_transform"]
+
+
+def classification_transform(train: bool, size: int) -> v2.Transform:
+    """The usual ImageNet geometry: random resized crop and flip for training; resize and centre crop otherwise.
+
+    The output stays uint8 in [0, 255]: normalization happens in the model, after compression.
+    """
+    if train:
+        return v2.Compose([v2.PILToTensor(), v2.RandomResizedCrop(size, antialias=True), v2.RandomHorizontalFlip()])
+    return v2.Compose([v2.PILToTensor(), v2.Resize(round(size / 0.875), antialias=True), v2.CenterCrop(size)])
+
+
+class ImageFolderClassification(Dataset):
+    """Images sorted into one folder per class, as ImageNet's ``train`` and ``val`` splits are.
+
+    Samples are ``{"image": (3, H, W) uint8, "label": int}``.
+
+    Args:
+        root: the dataset root holding one folder per split.
+        split: the split folder name (``"train"`` or ``"val"``).
+        image_size: side of the square crop.
+        train: training geometry (random crop and flip) instead of evaluation geometry.
+        classes: class folder names defining the label order; by default the sorted folders of this split.
+    """
+
+    def __init__(self, root: str | os.PathLike, split: str, image_size: int = 224, train: bool | None = None,
+                 classes: list[str] | None = None) -> None:
+        self.root = Path(root) / split
+        if not self.root.is_dir():
+            raise FileNotFoundError(
+                f"no folder {self.root}: an ImageFolder dataset has {Path(root)}/{split}/<class name>/<image files>"
+            )
+        if classes is None:
+            classes, class_to_idx = find_classes(str(self.root))
+        else:
+            class_to_idx = {c: i for i, c in enumerate(classes)}
+        self.classes = list(classes)
+        self.samples = make_dataset(str(self.root), class_to_idx, extensions=IMG_EXTENSIONS)
+        if not self.samples:
+            raise FileNotFoundError(f"no images under {self.root}")
+        self.transform = classification_transform(split == "train" if train is None else train, image_size)
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, index: int) -> dict:
+        path, label = self.samples[index]
+        with Image.open(path) as img:
+            image = img.convert("RGB")
+        out: torch.Tensor = self.transform(image)
+        return {"image": out, "label": int(label)}

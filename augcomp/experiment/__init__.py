@@ -1,0 +1,41 @@
+"""The robustness protocol shared by ``recipes/{cls,det,seg}.py``.
+
+clean model -> sweep (clean and every codec x bitrate) -> finetune on images compressed on the device -> sweep
+again -> report (``results.json``, ``results.md``, ``robustness.png``), with resumable state and atomic writes.
+"""
+
+from augcomp.experiment.args import make_parser, parse_args, parse_bpp_range, parse_grid
+from augcomp.experiment.codecs import CodecUnavailableError, codec_usable, resolve_codecs
+from augcomp.experiment.io import RunState, atomic_torch_save, atomic_write_json, atomic_write_text
+from augcomp.experiment.loops import apply_compress, compress_images, evaluate, train_epoch, warmup_cosine
+from augcomp.experiment.protocol import Protocol, StopRequested, main, make_accelerator, plan
+from augcomp.experiment.report import build_results, plot_robustness, recovery, results_markdown, write_report
+
+__all__ = [
+    "CodecUnavailableError",
+    "Protocol",
+    "RunState",
+    "StopRequested",
+    "apply_compress",
+    "atomic_torch_save",
+    "atomic_write_json",
+    "atomic_write_text",
+    "build_results",
+    "codec_usable",
+    "compress_images",
+    "evaluate",
+    "main",
+    "make_accelerator",
+    "make_parser",
+    "parse_args",
+    "parse_bpp_range",
+    "parse_grid",
+    "plan",
+    "plot_robustness",
+    "recovery",
+    "resolve_codecs",
+    "results_markdown",
+    "train_epoch",
+    "warmup_cosine",
+    "write_report",
+]

@@ -1,0 +1,168 @@
+"""Atomic writes and the resume state of a run.
+
+Every file the protocol writes is first written next to its destination and then moved into place with
+:func:`os.replace`, so a run killed at any moment leaves either the old file or the new one, never half of one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+__all__ = [
+    "atomic_write_text",
+    "atomic_write_json",
+    "atomic_torch_save",
+    "atomic_savefig",
+    "replace_dir",
+    "resolve_dir",
+    "RunState",
+    "PHASES",
+]
+
+PHASES: tuple[str, ...] = ("clean", "sweep_before", "finetune", "sweep_after", "report")
+
+
+def _tmp_path(path: Path) -> Path:
+    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    return Path(name)
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> None:
+    """Writes ``text`` to ``path`` atomically (temporary file in the same folder, then :func:`os.replace`)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = _tmp_path(path)
+    try:
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def atomic_write_json(path: str | os.PathLike, obj: Any) -> None:
+    """Writes ``obj`` as indented JSON to ``path`` atomically."""
+    atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=False) + "\n")
+
+
+def atomic_torch_save(obj: Any, path: str | os.PathLike) -> None:
+    """:func:`torch.save` to ``path`` atomically."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = _tmp_path(path)
+    try:
+        torch.save(obj, tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def atomic_savefig(fig: Any, path: str | os.PathLike, **kwargs: Any) -> None:
+    """Saves a matplotlib figure to ``path`` atomically; the format follows the suffix of ``path``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = _tmp_path(path)
+    try:
+        fig.savefig(tmp, format=path.suffix.lstrip(".") or "png", **kwargs)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def replace_dir(src: str | os.PathLike, dst: str | os.PathLike) -> None:
+    """Moves the finished folder ``src`` to ``dst``, replacing an older ``dst``.
+
+    A folder cannot be renamed over a non-empty one, so the old one is first moved aside to ``dst + ".old"``;
+    :func:`resolve_dir` finds that copy if the process dies between the two renames.
+    """
+    src, dst = Path(src), Path(dst)
+    old = dst.with_name(dst.name + ".old")
+    if old.exists():
+        shutil.rmtree(old)
+    if dst.exists():
+        os.replace(dst, old)
+    os.replace(src, dst)
+    if old.exists():
+        shutil.rmtree(old)
+
+
+def resolve_dir(path: str | os.PathLike) -> Path | None:
+    """The complete folder saved by :func:`replace_dir` at ``path``, or ``None`` if there is none."""
+    path = Path(path)
+    if path.is_dir():
+        return path
+    old = path.with_name(path.name + ".old")
+    return old if old.is_dir() else None
+
+
+class RunState:
+    """Progress of a run, kept in ``<output_dir>/state.json`` so that ``--resume`` can skip finished work.
+
+    The file records each phase's status (``"pending"``, ``"running"``, ``"done"``), completed epochs of the training
+    phases, every evaluated sweep point, and one entry per invocation listing what that invocation actually ran.
+    Only the main process writes it.
+
+    Args:
+        path: location of the JSON file.
+        data: the loaded contents; use :meth:`load` or :meth:`fresh`.
+        write: whether this process writes the file (the main process).
+    """
+
+    def __init__(self, path: str | os.PathLike, data: dict[str, Any], write: bool = True) -> None:
+        self.path = Path(path)
+        self.data = data
+        self.write = write
+
+    @classmethod
+    def fresh(cls, path: str | os.PathLike, config: dict[str, Any], write: bool = True) -> RunState:
+        data = {
+            "version": 1,
+            "config": config,
+            "phases": {p: {"status": "pending"} for p in PHASES},
+            "invocations": [],
+        }
+        return cls(path, data, write)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike, write: bool = True) -> RunState:
+        with open(path, encoding="utf-8") as f:
+            data = json.load(f)
+        if data.get("version") != 1 or "phases" not in data:
+            raise ValueError(f"{path} is not a state file written by augcomp.experiment")
+        return cls(path, data, write)
+
+    def begin_invocation(self, resumed: bool) -> None:
+        self.data["invocations"].append(
+            {"started": time.strftime("%Y-%m-%dT%H:%M:%S"), "resumed": resumed, "ran": []}
+        )
+        self.save()
+
+    def note(self, what: str) -> None:
+        """Records that this invocation ran ``what`` (a phase, an epoch or a sweep point)."""
+        self.data["invocations"][-1]["ran"].append(what)
+        self.save()
+
+    def phase(self, name: str) -> dict[str, Any]:
+        return self.data["phases"][name]
+
+    def done(self, name: str) -> bool:
+        return self.phase(name).get("status") == "done"
+
+    def set(self, name: str, **values: Any) -> None:
+        self.phase(name).update(values)
+        self.save()
+
+    def save(self) -> None:
+        if self.write:
+            atomic_write_json(self.path, self.data)

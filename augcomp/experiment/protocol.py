@@ -1,0 +1,428 @@
+"""The robustness protocol: clean model -> sweep -> finetune on compressed images -> sweep -> report.
+
+Every phase records its progress in ``<output_dir>/state.json``; training phases also save the accelerator state
+after every epoch, so ``--resume`` continues a killed run where it stopped and skips finished work.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+from torch.utils.data import DataLoader
+
+from augcomp.experiment.codecs import resolve_codecs
+from augcomp.experiment.io import RunState, atomic_torch_save, atomic_write_json, replace_dir, resolve_dir
+from augcomp.experiment.loops import evaluate, train_epoch, warmup_cosine
+from augcomp.experiment.report import build_results, point_key, write_report
+from augcomp.tasks.base import DataBundle, Task, load_checkpoint
+
+__all__ = ["Protocol", "StopRequested", "make_accelerator", "main", "plan"]
+
+# Settings that must not change between a run and its --resume: they change what the saved state means.
+RESUME_KEYS = ("task", "model", "model_kwargs", "data_root", "image_size", "train_size", "val_size", "seed",
+               "clean_epochs", "epochs", "checkpoint")
+
+
+class StopRequested(Exception):
+    """Raised at the point named by ``--stop-after``; the run can be continued with ``--resume``."""
+
+
+def make_accelerator(args: argparse.Namespace) -> Any:
+    """An ``Accelerator`` configured from the common options (precision, CPU, accumulation, trackers)."""
+    from accelerate import Accelerator
+    from accelerate.utils import ProjectConfiguration
+
+    kwargs: dict[str, Any] = {
+        "cpu": args.cpu,
+        "gradient_accumulation_steps": args.grad_accum,
+        "project_config": ProjectConfiguration(project_dir=args.output_dir,
+                                               logging_dir=str(Path(args.output_dir) / "logs")),
+    }
+    if args.mixed_precision:
+        kwargs["mixed_precision"] = args.mixed_precision
+    if args.log_with:
+        kwargs["log_with"] = [s.strip() for s in args.log_with.split(",") if s.strip()]
+    return Accelerator(**kwargs)
+
+
+def _loader(dataset: Any, batch_size: int, train: bool, args: argparse.Namespace) -> DataLoader:
+    from augcomp.data import collate
+
+    return DataLoader(
+        dataset,
+        batch_size=batch_size,
+        shuffle=train,
+        drop_last=train and len(dataset) >= batch_size,
+        collate_fn=collate,
+        num_workers=args.num_workers,
+        pin_memory=torch.cuda.is_available() and not args.cpu,
+        persistent_workers=False,
+    )
+
+
+def plan(task: Task, data: DataBundle, args: argparse.Namespace, codecs: list[str], skipped: dict[str, str],
+         num_processes: int = 1) -> str:
+    """The plan of a run as text (printed by ``--dry-run``): data, model, steps, bitrates, codecs, outputs."""
+    world = num_processes * args.batch_size * args.grad_accum
+    steps = len(data.train) // max(1, num_processes * args.batch_size)
+    opt_steps = math.ceil(steps / args.grad_accum)
+    if args.checkpoint:
+        clean = f"load --checkpoint {args.checkpoint}"
+    elif args.clean_epochs > 0:
+        init = "pretrained backbone" if args.pretrained else "random init"
+        clean = f"train {args.clean_epochs} epochs on clean images ({init}), lr {args.clean_lr:g}"
+    elif task.has_pretrained(args, data):
+        clean = f"pretrained weights of {args.model!r}"
+    else:
+        clean = "NONE: give --checkpoint or --clean-epochs (no complete pretrained model for this data)"
+    bpp = args.train_bpp
+    bpp_txt = f"{bpp:g} (fixed)" if isinstance(bpp, float) else f"{bpp[0]:g}-{bpp[1]:g} (log-uniform per sample)"
+    lines = [
+        f"task            {task.title} ({task.name}), headline metric {task.headline(args)}",
+        f"data            {data.description}",
+        f"                train {len(data.train)} images, val {len(data.val)} images, {data.num_classes} classes",
+        f"model           {args.model} {args.model_kwargs or ''}".rstrip(),
+        f"clean model     {clean}",
+        f"finetuning      {args.epochs} epochs x {opt_steps} optimizer steps (global batch {world}), "
+        f"lr {args.lr:g}, bpp {bpp_txt}, p={args.compress_p:g}",
+        f"sweep           clean + {len(codecs)} codec(s) x {len(args.bpp_grid)} bitrates, twice (before/after)",
+        f"bpp grid        {', '.join(f'{b:g}' for b in args.bpp_grid)}",
+        f"codecs          {', '.join(codecs)}",
+    ]
+    for name, reason in skipped.items():
+        lines.append(f"  skipped       {name}: {reason.splitlines()[0][:140]}")
+    lines += [
+        f"processes       {num_processes}, mixed precision {args.mixed_precision or 'accelerate default'}",
+        f"output          {args.output_dir} (results.json, results.md, robustness.png, state.json, ckpt/)",
+    ]
+    return "\n".join(lines)
+
+
+class Protocol:
+    """Runs the protocol for one task.
+
+    Args:
+        accelerator: an ``accelerate.Accelerator``.
+        task: the task.
+        data: its datasets.
+        args: parsed options (see :mod:`augcomp.experiment.args`).
+        codecs: codecs of the sweep and of finetuning.
+    """
+
+    def __init__(self, accelerator: Any, task: Task, data: DataBundle, args: argparse.Namespace,
+                 codecs: list[str]) -> None:
+        self.acc = accelerator
+        self.task = task
+        self.data = data
+        self.args = args
+        self.codecs = codecs
+        self.out = Path(args.output_dir)
+        self.metric = task.headline(args)
+        self._val_cache: dict[str, dict] = {}
+        self._cache_budget = args.cache_val_mb * 2**20
+        self.state: RunState
+
+    # ------------------------------------------------------------------------------------------ run
+
+    def run(self) -> dict[str, Any] | None:
+        """Runs (or resumes) every phase. Returns the results, or None when stopped by ``--stop-after``."""
+        acc, args = self.acc, self.args
+        self.state = self._open_state()
+        if args.log_with:
+            config = {k: v for k, v in vars(args).items() if isinstance(v, (int, float, str, bool))}
+            acc.init_trackers(f"augcomp-{self.task.name}", config=config)
+        try:
+            model = self._clean()
+            self._sweep("sweep_before", model)
+            model = self._finetune(model)
+            self._sweep("sweep_after", model)
+            results = self._report()
+        except StopRequested as stop:
+            acc.print(f"stopped after {stop} (--stop-after); continue with --resume --output-dir {self.out}")
+            return None
+        finally:
+            if args.log_with:
+                acc.end_training()
+        return results
+
+    def _config(self) -> dict[str, Any]:
+        a = vars(self.args)
+        return {k: a.get(k) for k in RESUME_KEYS}
+
+    def _open_state(self) -> RunState:
+        acc, path = self.acc, self.out / "state.json"
+        main = acc.is_main_process
+        resumed = bool(self.args.resume and path.is_file())
+        if resumed:
+            state = RunState.load(path, write=main)
+            old = state.data.get("config", {})
+            diff = {k: (old.get(k), v) for k, v in self._config().items() if old.get(k) != v}
+            if diff:
+                raise ValueError(
+                    f"{path} was written with different settings {diff} (saved, given); resume with the same "
+                    "settings, or start a new run in another --output-dir"
+                )
+            acc.print(f"resuming the run in {self.out}")
+        else:
+            if self.args.resume:
+                acc.print(f"--resume: no state in {self.out}; starting a new run")
+            if main:
+                # A fresh run must not pick up checkpoints of an older one.
+                shutil.rmtree(self.out / "ckpt", ignore_errors=True)
+                for name in ("clean_model.pt", "finetuned_model.pt"):
+                    (self.out / name).unlink(missing_ok=True)
+            state = RunState.fresh(path, self._config(), write=main)
+        acc.wait_for_everyone()
+        state.begin_invocation(resumed)
+        return state
+
+    # ------------------------------------------------------------------------------------------ models
+
+    def _build(self, pretrained: bool) -> nn.Module:
+        if pretrained:
+            # One process downloads; the others then read the cache.
+            with self.acc.main_process_first():
+                return self.task.build_model(self.args, self.data, pretrained=True)
+        return self.task.build_model(self.args, self.data, pretrained=False)
+
+    def _load(self, path: Path) -> nn.Module:
+        model = self._build(pretrained=False)
+        load_checkpoint(model, path)
+        return model
+
+    def _save_model(self, model: nn.Module, path: Path) -> None:
+        if self.acc.is_main_process:
+            atomic_torch_save(self.acc.unwrap_model(model).state_dict(), path)
+        self.acc.wait_for_everyone()
+
+    def _clean(self) -> nn.Module:
+        args, state, path = self.args, self.state, self.out / "clean_model.pt"
+        if state.done("clean"):
+            self.acc.print(f"clean model: done ({state.phase('clean').get('source')}), loading {path}")
+            return self._load(path)
+        start = time.time()
+        if args.checkpoint:
+            model = self._load(Path(args.checkpoint))
+            source = f"checkpoint {args.checkpoint}"
+        elif args.clean_epochs > 0:
+            model = self._train("clean", self._build(pretrained=args.pretrained), args.clean_epochs, args.clean_lr,
+                                aug=None)
+            source = f"trained {args.clean_epochs} epochs" + (" from a pretrained backbone" if args.pretrained else "")
+        elif self.task.has_pretrained(args, self.data):
+            model = self._build(pretrained=True)
+            source = f"pretrained {args.model}"
+        else:
+            raise ValueError(
+                f"no clean model: {args.model!r} has no pretrained weights that fit this {self.task.title} data "
+                f"({self.data.num_classes} classes). Give --checkpoint PATH, or train one with --clean-epochs N "
+                "(add --pretrained to start from a pretrained backbone)."
+            )
+        self._save_model(model, path)
+        seconds = state.phase("clean").get("seconds", 0.0) + time.time() - start
+        state.set("clean", status="done", source=source, seconds=seconds)
+        state.note("clean")
+        self._maybe_stop("clean")
+        return model
+
+    def _finetune(self, model: nn.Module) -> nn.Module:
+        args, state, path = self.args, self.state, self.out / "finetuned_model.pt"
+        if state.done("finetune"):
+            self.acc.print(f"finetuning: done, loading {path}")
+            return self._load(path)
+        from augcomp.transforms import Compress
+
+        start = time.time()
+        device = self.acc.device
+        generator = torch.Generator(device=device).manual_seed(1000 * args.seed + 17 + self.acc.process_index)
+        codec = self.codecs if len(self.codecs) > 1 else self.codecs[0]
+        aug = Compress(codec=codec, bpp=args.train_bpp, p=args.compress_p, grad="none", generator=generator)
+        model = self._train("finetune", model, args.epochs, args.lr, aug=aug)
+        self._save_model(model, path)
+        seconds = state.phase("finetune").get("seconds", 0.0) + time.time() - start
+        state.set("finetune", status="done", seconds=seconds)
+        state.note("finetune")
+        self._maybe_stop("finetune")
+        return model
+
+    # ------------------------------------------------------------------------------------------ training
+
+    def _train(self, phase: str, model: nn.Module, epochs: int, lr: float, aug: Any) -> nn.Module:
+        acc, args = self.acc, self.args
+        loader = _loader(self.data.train, args.batch_size, True, args)
+        # The scheduler is stepped once per process per optimizer step (accelerate's convention), so the schedule
+        # is laid out over the unsharded number of steps.
+        total = epochs * math.ceil(len(loader) / args.grad_accum)
+        optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=args.weight_decay)
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_cosine(total, args.warmup))
+        # Each phase prepares its own objects; forgetting the previous phase's keeps save_state/load_state to this
+        # phase's model, optimizer and scheduler.
+        acc.free_memory()
+        model, optimizer, loader, scheduler = acc.prepare(model, optimizer, loader, scheduler)
+        start_epoch = 0
+        ckpt = resolve_dir(self.out / "ckpt" / phase)
+        if ckpt is not None and self.state.phase(phase).get("epochs_done", 0) > 0:
+            acc.load_state(str(ckpt))
+            start_epoch = int(_read_json(ckpt / "progress.json")["epochs_done"])
+            acc.print(f"{phase}: resuming after epoch {start_epoch} from {ckpt}")
+        self.state.set(phase, status="running")
+        for epoch in range(start_epoch, epochs):
+            t0 = time.time()
+            stats = train_epoch(acc, self.task, model, optimizer, scheduler, loader, aug=aug,
+                                clip_grad_norm=args.clip_grad_norm, desc=f"{phase} {epoch + 1}/{epochs}")
+            self._save_state(phase, epoch + 1)
+            seconds = time.time() - t0
+            note = f", train bpp {stats['bpp']:.3f}" if math.isfinite(stats["bpp"]) else ""
+            acc.print(f"{phase} epoch {epoch + 1}/{epochs}: loss {stats['loss']:.4f}{note} ({seconds:.0f} s)")
+            acc.log({f"{phase}/loss": stats["loss"], f"{phase}/lr": scheduler.get_last_lr()[0],
+                     **({f"{phase}/train_bpp": stats["bpp"]} if math.isfinite(stats["bpp"]) else {})},
+                    step=epoch + 1)
+            self.state.set(phase, epochs_done=epoch + 1)
+            self.state.note(f"{phase}:{epoch + 1}")
+            if args.stop_after == f"{phase}:{epoch + 1}":
+                raise StopRequested(f"{phase} epoch {epoch + 1}")
+        model = acc.unwrap_model(model, keep_fp32_wrapper=False)
+        acc.free_memory()
+        return model
+
+    def _save_state(self, phase: str, epochs_done: int) -> None:
+        acc = self.acc
+        final = self.out / "ckpt" / phase
+        tmp = final.with_name(final.name + ".tmp")
+        if acc.is_main_process and tmp.exists():
+            shutil.rmtree(tmp)
+        acc.wait_for_everyone()
+        acc.save_state(str(tmp))
+        acc.wait_for_everyone()
+        if acc.is_main_process:
+            atomic_write_json(tmp / "progress.json", {"phase": phase, "epochs_done": epochs_done})
+            replace_dir(tmp, final)
+        acc.wait_for_everyone()
+
+    # ------------------------------------------------------------------------------------------ sweep
+
+    def _points(self) -> list[tuple[str | None, float | None]]:
+        return [(None, None)] + [(c, b) for c in self.codecs for b in self.args.bpp_grid]
+
+    def _cache_for(self, key: str) -> dict | None:
+        if key == "clean" or self._cache_budget <= 0:
+            return None
+        if key in self._val_cache:
+            return self._val_cache[key]
+        per_point = 3 * self.args.image_size**2 * len(self.data.val) / self.acc.num_processes
+        if per_point * (len(self._val_cache) + 1) > self._cache_budget:
+            return None
+        self._val_cache[key] = {}
+        return self._val_cache[key]
+
+    def _sweep(self, phase: str, model: nn.Module) -> None:
+        acc, args, state = self.acc, self.args, self.state
+        if state.done(phase):
+            acc.print(f"{phase}: done")
+            return
+        start = time.time()
+        acc.free_memory()
+        model = acc.prepare_model(model, evaluation_mode=True)
+        loader = acc.prepare_data_loader(_loader(self.data.val, args.eval_batch_size, False, args))
+        points = state.phase(phase).setdefault("points", {})
+        state.set(phase, status="running")
+        label = "before" if phase == "sweep_before" else "after"
+        for codec, bpp in self._points():
+            key = point_key(codec, bpp)
+            if key in points:
+                continue
+            t0 = time.time()
+            metrics, achieved = evaluate(acc, self.task, model, loader, args, self.data, codec=codec, bpp=bpp,
+                                         cache=self._cache_for(key), desc=f"{phase} {key}")
+            points[key] = {"metrics": metrics, "achieved_bpp": achieved, "seconds": time.time() - t0}
+            state.set(phase, points=points)
+            state.note(f"{phase}:{key}")
+            ach = "" if achieved is None else f" (achieved {achieved:.3f} bpp)"
+            acc.print(f"{label} finetuning, {key}{ach}: {self.metric} {metrics[self.metric]:.2f}")
+            acc.log({f"{phase}/{key}/{k}": v for k, v in metrics.items()})
+        seconds = state.phase(phase).get("seconds", 0.0) + time.time() - start
+        state.set(phase, status="done", seconds=seconds)
+        state.note(phase)
+        acc.free_memory()
+        self._maybe_stop(phase)
+
+    # ------------------------------------------------------------------------------------------ report
+
+    def _report(self) -> dict[str, Any]:
+        args, state = self.args, self.state
+        bpp = args.train_bpp
+        results = build_results(
+            task=self.task.name,
+            title=self.task.title,
+            metric=self.metric,
+            sweep_before=state.phase("sweep_before")["points"],
+            sweep_after=state.phase("sweep_after")["points"],
+            codecs=self.codecs,
+            grid=args.bpp_grid,
+            min_drop=args.min_drop,
+            extra={
+                "model": args.model,
+                "model_kwargs": args.model_kwargs,
+                "data": self.data.description,
+                "train_size": len(self.data.train),
+                "val_size": len(self.data.val),
+                "clean_model": state.phase("clean").get("source"),
+                "clean_epochs": args.clean_epochs,
+                "finetune_epochs": args.epochs,
+                "train_bpp": list(bpp) if isinstance(bpp, tuple) else bpp,
+                "codecs": self.codecs,
+                "num_processes": self.acc.num_processes,
+                "mixed_precision": str(self.acc.mixed_precision),
+                "seconds": {p: round(state.phase(p).get("seconds", 0.0), 1)
+                            for p in ("clean", "sweep_before", "finetune", "sweep_after")},
+            },
+        )
+        if self.acc.is_main_process:
+            paths = write_report(results, self.out)
+            self.acc.print(f"report: {paths['json']}, {paths['md']}, {paths['png']}")
+        self.acc.wait_for_everyone()
+        state.set("report", status="done")
+        state.note("report")
+        return results
+
+    def _maybe_stop(self, phase: str) -> None:
+        if self.args.stop_after == phase:
+            raise StopRequested(phase)
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    import json
+
+    with open(path, encoding="utf-8") as f:
+        return json.load(f)
+
+
+def main(task: Task, args: argparse.Namespace) -> dict[str, Any] | None:
+    """Everything a recipe does after parsing: accelerator, data, codecs, then the plan or the protocol.
+
+    Returns:
+        The results (as written to ``results.json``), or None for ``--dry-run`` and ``--stop-after``.
+    """
+    from accelerate.utils import set_seed
+
+    accelerator = make_accelerator(args)
+    set_seed(args.seed)
+    data = task.build_data(args)
+    codecs, skipped = resolve_codecs(args.codecs)
+    if not codecs:
+        raise ValueError(f"--codecs {args.codecs!r} leaves no usable codec")
+    if args.dry_run:
+        accelerator.print(plan(task, data, args, codecs, skipped, accelerator.num_processes))
+        return None
+    for name, reason in skipped.items():
+        accelerator.print(f"codec {name} skipped: {reason.splitlines()[0][:160]}")
+    start = time.time()
+    results = Protocol(accelerator, task, data, args, codecs).run()
+    accelerator.print(f"total {time.time() - start:.0f} s")
+    return results

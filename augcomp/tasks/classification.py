@@ -1,0 +1,157 @@
+"""Image classification: timm models, top-1 and top-5 accuracy from torchmetrics."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torchmetrics import MetricCollection
+from torchmetrics.classification import MulticlassAccuracy
+
+from augcomp.tasks.base import DataBundle, Normalize, PretrainedUnavailableError, Task
+
+__all__ = ["ClassificationTask", "Classifier", "model_kwargs"]
+
+# The synthetic default: timm's resnet10t at a quarter of its width, small enough for a laptop CPU.
+NARROW_RESNET = {"channels": [32, 64, 128, 256], "stem_width": 16}
+
+
+def model_kwargs(text: str | dict | None) -> dict[str, Any]:
+    """Parses ``--model-kwargs`` (a JSON object) into keyword arguments for the model builder."""
+    if text is None or text == "":
+        return {}
+    if isinstance(text, dict):
+        return dict(text)
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise ValueError(f"--model-kwargs must be a JSON object, e.g. '{{\"drop_rate\": 0.1}}'; got {text!r}") from e
+    if not isinstance(value, dict):
+        raise ValueError(f"--model-kwargs must be a JSON object, got {text!r}")
+    # JSON has no tuples; timm's width arguments are declared as tuples.
+    return {k: tuple(v) if isinstance(v, list) else v for k, v in value.items()}
+
+
+def create_timm(name: str, pretrained: bool, **kwargs: Any) -> nn.Module:
+    """``timm.create_model`` that turns a failed weight download into a clear :class:`PretrainedUnavailableError`."""
+    import timm
+
+    try:
+        return timm.create_model(name, pretrained=pretrained, **kwargs)
+    except RuntimeError as e:
+        if not pretrained or "Unknown model" in str(e):
+            raise
+        raise _unavailable(name, e) from e
+    except (OSError, ValueError, ConnectionError, ImportError) as e:
+        if not pretrained:
+            raise
+        raise _unavailable(name, e) from e
+
+
+def _unavailable(name: str, err: Exception) -> PretrainedUnavailableError:
+    return PretrainedUnavailableError(
+        f"pretrained weights for the timm model {name!r} could not be obtained ({type(err).__name__}: {err}). "
+        "When offline, put the weights in the Hugging Face cache (HF_HOME) beforehand, pass --checkpoint PATH "
+        "(a state dict of this model), or train the clean model here with --clean-epochs N."
+    )
+
+
+class Classifier(nn.Module):
+    """A timm classifier that takes float images in [0, 1] and normalizes them itself.
+
+    Shape:
+        - x: ``(B, 3, H, W)`` float in [0, 1].
+        - output: ``(B, num_classes)`` logits.
+    """
+
+    def __init__(self, net: nn.Module, mean: tuple[float, ...], std: tuple[float, ...]) -> None:
+        super().__init__()
+        self.normalize = Normalize(mean, std)
+        self.net = net
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.net(self.normalize(x))
+
+
+class ClassificationTask(Task):
+    """ImageFolder (ImageNet) or synthetic scenes; a timm classifier; top-1 (headline) and top-5 accuracy."""
+
+    name = "cls"
+    title = "classification"
+
+    def defaults(self, synthetic: bool) -> dict[str, Any]:
+        if synthetic:
+            return {
+                "model": "resnet10t", "model_kwargs": json.dumps(NARROW_RESNET), "image_size": 64,
+                "train_size": 3000, "val_size": 500, "clean_epochs": 6, "epochs": 8, "batch_size": 64,
+                "eval_batch_size": 200, "lr": 1e-3, "clean_lr": 3e-3, "weight_decay": 0.05,
+            }
+        return {
+            "model": "resnet50", "model_kwargs": None, "image_size": 224, "train_size": None, "val_size": None,
+            "clean_epochs": 0, "epochs": 2, "batch_size": 64, "eval_batch_size": 128, "lr": 2e-5, "clean_lr": 1e-3,
+            "weight_decay": 0.05,
+        }
+
+    def build_data(self, args: argparse.Namespace) -> DataBundle:
+        from augcomp.data import ImageFolderClassification, SceneConfig, SyntheticScenes, subset
+        from augcomp.data.synthetic import PRESETS
+
+        if args.data_root is None:
+            cfg = PRESETS["cls"]
+            if args.image_size != cfg.size:
+                cfg = SceneConfig(**{**cfg.__dict__, "size": args.image_size})
+            train = SyntheticScenes("cls", args.train_size, seed=2 * args.seed + 1, config=cfg)
+            val = SyntheticScenes("cls", args.val_size, seed=2 * args.seed + 2, config=cfg)
+            desc = f"synthetic scenes {cfg.size}x{cfg.size}, {train.num_classes} texture classes"
+            return DataBundle(train, val, train.num_classes, train.class_names, synthetic=True, description=desc)
+        train_full = ImageFolderClassification(args.data_root, args.train_split, args.image_size, train=True)
+        val_full = ImageFolderClassification(args.data_root, args.val_split, args.image_size, train=False,
+                                             classes=train_full.classes)
+        return DataBundle(subset(train_full, args.train_size, args.seed), subset(val_full, args.val_size, args.seed),
+                          train_full.num_classes, train_full.classes,
+                          description=f"ImageFolder {args.data_root} ({train_full.num_classes} classes)")
+
+    def has_pretrained(self, args: argparse.Namespace, data: DataBundle) -> bool:
+        import timm
+
+        try:
+            cfg = timm.models.get_pretrained_cfg(args.model)
+        except Exception:
+            return False
+        return cfg is not None and getattr(cfg, "num_classes", None) == data.num_classes
+
+    def build_model(self, args: argparse.Namespace, data: DataBundle, pretrained: bool) -> nn.Module:
+        kwargs = model_kwargs(args.model_kwargs)
+        net = create_timm(args.model, pretrained, num_classes=data.num_classes, **kwargs)
+        cfg = getattr(net, "pretrained_cfg", None) or {}
+        mean = tuple(cfg.get("mean", (0.485, 0.456, 0.406)))
+        std = tuple(cfg.get("std", (0.229, 0.224, 0.225)))
+        return Classifier(net, mean, std)
+
+    def loss(self, model: nn.Module, images: Tensor, batch: dict) -> Tensor:
+        return F.cross_entropy(model(images), batch["label"], label_smoothing=0.1)
+
+    def predict(self, model: nn.Module, images: Tensor, batch: dict) -> dict[str, Tensor]:
+        return {"logits": model(images).float(), "target": batch["label"]}
+
+    def metric(self, args: argparse.Namespace, data: DataBundle) -> MetricCollection:
+        k = data.num_classes
+        # Inputs are already gathered from every process, so the metric must not sync again.
+        opts = {"sync_on_compute": False}
+        return MetricCollection({
+            "top1": MulticlassAccuracy(k, top_k=1, average="micro", **opts),
+            "top5": MulticlassAccuracy(k, top_k=min(5, k), average="micro", **opts),
+        })
+
+    def update(self, metric: MetricCollection, gathered: dict[str, Tensor]) -> None:
+        metric.update(gathered["logits"].cpu(), gathered["target"].cpu())
+
+    def compute(self, metric: MetricCollection) -> dict[str, float]:
+        return {k: 100.0 * float(v) for k, v in metric.compute().items()}
+
+    def headline(self, args: argparse.Namespace) -> str:
+        return "top1"
+

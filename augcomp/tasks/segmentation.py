@@ -1,0 +1,143 @@
+"""Semantic segmentation: a timm backbone (``features_only=True``) with a light FPN head; mIoU from torchmetrics."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torchmetrics import MetricCollection
+from torchmetrics.classification import MulticlassAccuracy, MulticlassJaccardIndex
+
+from augcomp.data.ade20k import IGNORE_INDEX
+from augcomp.tasks.base import DataBundle, Normalize, Task
+from augcomp.tasks.classification import NARROW_RESNET, create_timm, model_kwargs
+
+__all__ = ["SegmentationTask", "FPNSegmenter"]
+
+
+def _conv_bn_relu(cin: int, cout: int, k: int = 3) -> nn.Sequential:
+    return nn.Sequential(nn.Conv2d(cin, cout, k, padding=k // 2, bias=False), nn.BatchNorm2d(cout), nn.ReLU(True))
+
+
+class FPNSegmenter(nn.Module):
+    """A timm feature backbone with a semantic-FPN head (lateral 1x1, top-down sum, fuse at stride 4).
+
+    Args:
+        backbone: a timm model built with ``features_only=True``.
+        num_classes: output classes.
+        channels: width of the head.
+        mean, std: input normalization of the backbone.
+
+    Shape:
+        - x: ``(B, 3, H, W)`` float in [0, 1].
+        - output: ``(B, num_classes, H, W)`` logits.
+    """
+
+    def __init__(self, backbone: nn.Module, num_classes: int, channels: int = 128,
+                 mean: tuple[float, ...] = (0.485, 0.456, 0.406), std: tuple[float, ...] = (0.229, 0.224, 0.225)):
+        super().__init__()
+        self.normalize = Normalize(mean, std)
+        self.backbone = backbone
+        info = backbone.feature_info
+        # Stride-2 stem features are too large to be worth a lateral; the head starts at stride 4.
+        self.levels = [i for i, r in enumerate(info.reduction()) if r >= 4]
+        in_channels = [info.channels()[i] for i in self.levels]
+        self.lateral = nn.ModuleList(nn.Conv2d(c, channels, 1) for c in in_channels)
+        self.smooth = nn.ModuleList(_conv_bn_relu(channels, channels) for _ in in_channels)
+        self.fuse = _conv_bn_relu(channels, channels)
+        self.classifier = nn.Conv2d(channels, num_classes, 1)
+
+    def forward(self, x: Tensor) -> Tensor:
+        size = x.shape[-2:]
+        feats = self.backbone(self.normalize(x))
+        feats = [feats[i] for i in self.levels]
+        lat = [conv(f) for conv, f in zip(self.lateral, feats, strict=True)]
+        for i in range(len(lat) - 2, -1, -1):
+            lat[i] = lat[i] + F.interpolate(lat[i + 1], size=lat[i].shape[-2:], mode="nearest")
+        base = lat[0].shape[-2:]
+        out = sum(
+            F.interpolate(s(f), size=base, mode="bilinear", align_corners=False) if j else s(f)
+            for j, (s, f) in enumerate(zip(self.smooth, lat, strict=True))
+        )
+        logits = self.classifier(self.fuse(out))
+        return F.interpolate(logits, size=size, mode="bilinear", align_corners=False)
+
+
+class SegmentationTask(Task):
+    """ADE20K or synthetic scenes; timm backbone + FPN head; mIoU (headline) and pixel accuracy, 255 ignored."""
+
+    name = "seg"
+    title = "semantic segmentation"
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("--head-channels", type=int, default=None,
+                            help="width of the FPN head (default 64 on synthetic scenes, 256 otherwise)")
+
+    def defaults(self, synthetic: bool) -> dict[str, Any]:
+        if synthetic:
+            return {
+                "model": "resnet10t", "model_kwargs": json.dumps(NARROW_RESNET), "image_size": 64,
+                "train_size": 2000, "val_size": 300, "clean_epochs": 8, "epochs": 8, "batch_size": 32,
+                "eval_batch_size": 100, "lr": 1e-3, "clean_lr": 3e-3, "weight_decay": 0.01, "head_channels": 64,
+            }
+        return {
+            "model": "convnext_tiny.fb_in22k", "model_kwargs": None, "image_size": 512, "train_size": None,
+            "val_size": None, "clean_epochs": 0, "epochs": 4, "batch_size": 16, "eval_batch_size": 16, "lr": 6e-5,
+            "clean_lr": 2e-4, "weight_decay": 0.01, "head_channels": 256,
+        }
+
+    def build_data(self, args: argparse.Namespace) -> DataBundle:
+        from augcomp.data import ADE20K, SceneConfig, SyntheticScenes, subset
+        from augcomp.data.synthetic import PRESETS
+
+        if args.data_root is None:
+            cfg = PRESETS["seg"]
+            if args.image_size != cfg.size:
+                cfg = SceneConfig(**{**cfg.__dict__, "size": args.image_size})
+            train = SyntheticScenes("seg", args.train_size, seed=2 * args.seed + 1, config=cfg)
+            val = SyntheticScenes("seg", args.val_size, seed=2 * args.seed + 2, config=cfg)
+            desc = f"synthetic scenes {cfg.size}x{cfg.size}, {train.num_classes} classes (background included)"
+            return DataBundle(train, val, train.num_classes, train.class_names, synthetic=True, description=desc)
+        train_full = ADE20K(args.data_root, args.train_split, args.image_size, train=True)
+        val_full = ADE20K(args.data_root, args.val_split, args.image_size, train=False)
+        return DataBundle(subset(train_full, args.train_size, args.seed), subset(val_full, args.val_size, args.seed),
+                          ADE20K.num_classes, description=f"ADE20K {args.data_root} (150 classes)")
+
+    def build_model(self, args: argparse.Namespace, data: DataBundle, pretrained: bool) -> nn.Module:
+        backbone = create_timm(args.model, pretrained, features_only=True, **model_kwargs(args.model_kwargs))
+        cfg = getattr(backbone, "pretrained_cfg", None) or {}
+        return FPNSegmenter(backbone, data.num_classes, args.head_channels,
+                            tuple(cfg.get("mean", (0.485, 0.456, 0.406))), tuple(cfg.get("std", (0.229, 0.224, 0.225))))
+
+    def loss(self, model: nn.Module, images: Tensor, batch: dict) -> Tensor:
+        return F.cross_entropy(model(images), batch["mask"], ignore_index=IGNORE_INDEX)
+
+    def predict(self, model: nn.Module, images: Tensor, batch: dict) -> dict[str, Tensor]:
+        if isinstance(images, list):
+            raise ValueError("segmentation evaluation needs equally sized images; use a fixed-size eval transform")
+        logits = model(images)
+        # Narrow integers keep the gather across processes cheap (NCCL has uint8 and int32, but no int16).
+        dtype = torch.uint8 if logits.shape[1] <= IGNORE_INDEX else torch.int32
+        return {"pred": logits.argmax(1).to(dtype), "target": batch["mask"].to(dtype)}
+
+    def metric(self, args: argparse.Namespace, data: DataBundle) -> MetricCollection:
+        k = data.num_classes
+        opts = {"ignore_index": IGNORE_INDEX, "sync_on_compute": False}
+        return MetricCollection({
+            "miou": MulticlassJaccardIndex(k, average="macro", **opts),
+            "pixel_acc": MulticlassAccuracy(k, average="micro", multidim_average="global", **opts),
+        })
+
+    def update(self, metric: MetricCollection, gathered: dict[str, Tensor]) -> None:
+        target = gathered["target"].long().cpu()
+        metric.update(gathered["pred"].long().cpu(), target)
+
+    def compute(self, metric: MetricCollection) -> dict[str, float]:
+        return {k: 100.0 * float(v) for k, v in metric.compute().items()}
+
+    def headline(self, args: argparse.Namespace) -> str:
+        return "miou"
