@@ -65,13 +65,29 @@ def _stop_after(text: str) -> str:
     return text
 
 
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows defaults, except ``None``: those options take task- and data-dependent values (see ``--dry-run``)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        if action.default is None:
+            return action.help
+        if isinstance(action.default, tuple):
+            return f"{action.help} (default: {','.join(f'{v:g}' for v in action.default)})"
+        return super()._get_help_string(action)
+
+
 def make_parser(task: Any, description: str) -> argparse.ArgumentParser:
     """The recipe's parser: the protocol's options, then the task's own (``task.add_arguments``).
 
     Options left at ``None`` are filled by :func:`parse_args` from the task's defaults, which differ between the
     synthetic scenes and a real dataset.
     """
-    p = argparse.ArgumentParser(description=description, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=description,
+        formatter_class=_HelpFormatter,
+        epilog="Options without a default shown take values that depend on the task and on whether --data-root is "
+        "given (synthetic scenes or a real dataset); --dry-run prints them.",
+    )
     d = p.add_argument_group("data")
     d.add_argument("--data-root", default=None,
                    help="dataset root in its standard layout; without it, synthetic scenes are generated")
@@ -97,7 +113,7 @@ def make_parser(task: Any, description: str) -> argparse.ArgumentParser:
     f = p.add_argument_group("finetuning on compressed images")
     f.add_argument("--epochs", type=int, default=None, help="finetuning epochs")
     f.add_argument("--lr", type=float, default=None, help="peak learning rate of finetuning")
-    f.add_argument("--weight-decay", type=float, default=None)
+    f.add_argument("--weight-decay", type=float, default=None, help="AdamW weight decay (both training phases)")
     f.add_argument("--batch-size", type=int, default=None, help="training batch size per process")
     f.add_argument("--eval-batch-size", type=int, default=None, help="evaluation batch size per process")
     f.add_argument("--grad-accum", type=int, default=1, help="gradient accumulation steps")
@@ -127,7 +143,7 @@ def make_parser(task: Any, description: str) -> argparse.ArgumentParser:
                    help="autocast precision (default: accelerate's configuration)")
     r.add_argument("--cpu", action="store_true", help="run on the CPU even if an accelerator is present")
     r.add_argument("--log-with", default=None, help="trackers for Accelerator(log_with=...), e.g. tensorboard, wandb")
-    r.add_argument("--seed", type=int, default=0)
+    r.add_argument("--seed", type=int, default=0, help="seed of initialization, shuffling, synthetic scenes, draws")
     r.add_argument("--tiny", action="store_true", help="a seconds-long run on tiny synthetic data (tests, smoke)")
     r.add_argument("--dry-run", action="store_true", help="print the plan (data, steps, grid, codecs) and exit")
     task.add_arguments(p)

@@ -91,7 +91,7 @@ class ClassificationTask(Task):
             }
         return {
             "model": "resnet50", "model_kwargs": None, "image_size": 224, "train_size": None, "val_size": None,
-            "clean_epochs": 0, "epochs": 2, "batch_size": 64, "eval_batch_size": 128, "lr": 2e-5, "clean_lr": 1e-3,
+            "clean_epochs": 0, "epochs": 2, "batch_size": 64, "eval_batch_size": 128, "lr": 1e-4, "clean_lr": 1e-3,
             "weight_decay": 0.05,
         }
 

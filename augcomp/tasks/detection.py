@@ -91,7 +91,7 @@ class DetectionTask(Task):
         if synthetic:
             return {
                 "model": "resnet10t", "model_kwargs": json.dumps(NARROW_RESNET), "image_size": 64,
-                "train_size": 2000, "val_size": 300, "clean_epochs": 10, "epochs": 8, "batch_size": 32,
+                "train_size": 2000, "val_size": 300, "clean_epochs": 10, "epochs": 10, "batch_size": 32,
                 "eval_batch_size": 100, "lr": 1e-3, "clean_lr": 3e-3, "weight_decay": 0.01, "headline": "map_50",
                 "fpn_channels": 64, "clip_grad_norm": 5.0,
             }
@@ -185,7 +185,9 @@ class DetectionTask(Task):
     def compute(self, metric: MeanAveragePrecision) -> dict[str, float]:
         values = metric.compute()
         keys = ("map", "map_50", "map_75", "map_small", "map_medium", "map_large", "mar_100")
-        return {k: 100.0 * float(values[k]) for k in keys if k in values and values[k].numel() == 1}
+        # COCO reports -1 where a size range holds no objects; such ranges are left out.
+        return {k: 100.0 * float(values[k]) for k in keys
+                if k in values and values[k].numel() == 1 and (float(values[k]) >= 0 or k in ("map", "map_50"))}
 
     def headline(self, args: argparse.Namespace) -> str:
         return args.headline

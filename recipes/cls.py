@@ -1,0 +1,50 @@
+"""Compression robustness of an image classifier, and how much finetuning on compressed images recovers.
+
+The protocol (shared with ``det.py`` and ``seg.py``, implemented in :mod:`augcomp.experiment`):
+
+1. get the clean model: ``--checkpoint``, pretrained weights by timm name, or ``--clean-epochs`` of training;
+2. sweep: top-1 on the validation set compressed at each bpp of ``--bpp-grid`` with each of ``--codecs``, and clean;
+3. finetune on training images compressed on the device, per-sample bpp drawn from ``--train-bpp``;
+4. sweep again;
+5. report to ``--output-dir``: ``results.json``, ``results.md``, ``robustness.png``.
+
+With no arguments it runs on synthetic scenes whose classes differ by fine texture (a few minutes on a laptop CPU)::
+
+    accelerate launch recipes/cls.py            # or: python recipes/cls.py [--cpu]
+
+ImageNet on 8 GPUs, from timm's pretrained weights::
+
+    accelerate launch --multi_gpu --num_processes 8 recipes/cls.py --data-root /data/imagenet \\
+        --model resnet50.a1_in1k --epochs 2 --batch-size 64 --lr 1e-4 --mixed-precision bf16
+
+Your own model or data: ``--model`` takes any timm name (``--model-kwargs`` its options) and ``--data-root`` any
+dataset in the ImageFolder layout. For anything else, subclass the task where it differs and use it in ``run``::
+
+    class MyTask(ClassificationTask):
+        def build_model(self, args, data, pretrained):
+            return Classifier(my_network(data.num_classes), mean=(0.5,) * 3, std=(0.5,) * 3)  # input: [0, 1] floats
+
+``--dry-run`` prints the plan; ``--resume`` continues an interrupted run in the same ``--output-dir``.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from augcomp.experiment import CodecUnavailableError, main, make_parser, parse_args
+from augcomp.tasks import ClassificationTask, PretrainedUnavailableError
+
+
+def run(argv: list[str] | None = None) -> dict | None:
+    """Parses ``argv`` (the command line by default) and runs the protocol; returns the results."""
+    task = ClassificationTask()
+    parser = make_parser(task, description=__doc__.split("\n\n")[0])
+    args = parse_args(parser, task, argv)
+    return main(task, args)
+
+
+if __name__ == "__main__":
+    try:
+        run()
+    except (PretrainedUnavailableError, CodecUnavailableError) as e:
+        sys.exit(f"error: {e}")
