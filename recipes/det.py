@@ -28,22 +28,14 @@ in ``run`` (``build_model`` returns a torchvision-style detector taking lists of
 
 from __future__ import annotations
 
-import sys
-
-from augcomp.experiment import CodecUnavailableError, main, make_parser, parse_args
-from augcomp.tasks import DetectionTask, PretrainedUnavailableError
+from augcomp.experiment import recipe_entry_point, run_recipe
+from augcomp.tasks import DetectionTask
 
 
 def run(argv: list[str] | None = None) -> dict | None:
     """Parses ``argv`` (the command line by default) and runs the protocol; returns the results."""
-    task = DetectionTask()
-    parser = make_parser(task, description=__doc__.split("\n\n")[0])
-    args = parse_args(parser, task, argv)
-    return main(task, args)
+    return run_recipe(DetectionTask(), __doc__.split("\n\n")[0], argv)
 
 
 if __name__ == "__main__":
-    try:
-        run()
-    except (PretrainedUnavailableError, CodecUnavailableError) as e:
-        sys.exit(f"error: {e}")
+    recipe_entry_point(DetectionTask(), __doc__.split("\n\n")[0])

@@ -29,22 +29,14 @@ mapping float images in [0, 1] to per-pixel logits; ``build_data`` returns a ``D
 
 from __future__ import annotations
 
-import sys
-
-from augcomp.experiment import CodecUnavailableError, main, make_parser, parse_args
-from augcomp.tasks import PretrainedUnavailableError, SegmentationTask
+from augcomp.experiment import recipe_entry_point, run_recipe
+from augcomp.tasks import SegmentationTask
 
 
 def run(argv: list[str] | None = None) -> dict | None:
     """Parses ``argv`` (the command line by default) and runs the protocol; returns the results."""
-    task = SegmentationTask()
-    parser = make_parser(task, description=__doc__.split("\n\n")[0])
-    args = parse_args(parser, task, argv)
-    return main(task, args)
+    return run_recipe(SegmentationTask(), __doc__.split("\n\n")[0], argv)
 
 
 if __name__ == "__main__":
-    try:
-        run()
-    except (PretrainedUnavailableError, CodecUnavailableError) as e:
-        sys.exit(f"error: {e}")
+    recipe_entry_point(SegmentationTask(), __doc__.split("\n\n")[0])

@@ -8,7 +8,15 @@ from augcomp.experiment.args import make_parser, parse_args, parse_bpp_range, pa
 from augcomp.experiment.codecs import CodecUnavailableError, codec_usable, resolve_codecs
 from augcomp.experiment.io import RunState, atomic_torch_save, atomic_write_json, atomic_write_text
 from augcomp.experiment.loops import apply_compress, compress_images, evaluate, train_epoch, warmup_cosine
-from augcomp.experiment.protocol import Protocol, StopRequested, main, make_accelerator, plan
+from augcomp.experiment.protocol import (
+    Protocol,
+    StopRequested,
+    main,
+    make_accelerator,
+    plan,
+    recipe_entry_point,
+    run_recipe,
+)
 from augcomp.experiment.report import build_results, plot_robustness, recovery, results_markdown, write_report
 
 __all__ = [
@@ -32,9 +40,11 @@ __all__ = [
     "parse_grid",
     "plan",
     "plot_robustness",
+    "recipe_entry_point",
     "recovery",
     "resolve_codecs",
     "results_markdown",
+    "run_recipe",
     "train_epoch",
     "warmup_cosine",
     "write_report",

@@ -426,3 +426,25 @@ def main(task: Task, args: argparse.Namespace) -> dict[str, Any] | None:
     results = Protocol(accelerator, task, data, args, codecs).run()
     accelerator.print(f"total {time.time() - start:.0f} s")
     return results
+
+
+def run_recipe(task: Task, description: str, argv: list[str] | None = None) -> dict[str, Any] | None:
+    """Everything a recipe script does: parse ``argv`` (the command line by default) for ``task`` and run the
+    protocol. Returns the results, or None for ``--dry-run``."""
+    from augcomp.experiment.args import make_parser, parse_args
+
+    parser = make_parser(task, description=description)
+    return main(task, parse_args(parser, task, argv))
+
+
+def recipe_entry_point(task: Task, description: str) -> None:
+    """``run_recipe`` for ``if __name__ == "__main__"``: expected failures end with a one-line error."""
+    import sys
+
+    from augcomp.experiment.codecs import CodecUnavailableError
+    from augcomp.tasks import PretrainedUnavailableError
+
+    try:
+        run_recipe(task, description)
+    except (PretrainedUnavailableError, CodecUnavailableError) as e:
+        sys.exit(f"error: {e}")
