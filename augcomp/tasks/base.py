@@ -46,6 +46,25 @@ class DataBundle:
     description: str = ""
 
 
+def synthetic_bundle(kind: str, args: argparse.Namespace, classes_text: str) -> DataBundle:
+    """The embedded default: synthetic scenes for ``kind`` ("cls", "det" or "seg"), train and val from the seed.
+
+    ``classes_text`` describes the classes; ``{classes}`` (dataset classes) and ``{categories}`` (object categories)
+    are filled in, e.g. ``"{classes} texture classes"``.
+    """
+    from augcomp.data import SceneConfig, SyntheticScenes
+    from augcomp.data.synthetic import PRESETS
+
+    cfg = PRESETS[kind]
+    if args.image_size != cfg.size:
+        cfg = SceneConfig(**{**cfg.__dict__, "size": args.image_size})
+    train = SyntheticScenes(kind, args.train_size, seed=2 * args.seed + 1, config=cfg)
+    val = SyntheticScenes(kind, args.val_size, seed=2 * args.seed + 2, config=cfg)
+    classes = classes_text.format(classes=train.num_classes, categories=cfg.num_categories)
+    desc = f"synthetic scenes {cfg.size}x{cfg.size}, {classes}"
+    return DataBundle(train, val, train.num_classes, train.class_names, synthetic=True, description=desc)
+
+
 def to_float(images: Tensor | list[Tensor]) -> Tensor | list[Tensor]:
     """uint8 [0, 255] (or float [0, 1]) images to float32 [0, 1]; lists are converted element-wise.
 

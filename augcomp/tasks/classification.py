@@ -11,7 +11,7 @@ from torch import Tensor, nn
 from torchmetrics import MetricCollection
 from torchmetrics.classification import MulticlassAccuracy
 
-from augcomp.tasks.base import DataBundle, Normalize, PretrainedUnavailableError, Task
+from augcomp.tasks.base import DataBundle, Normalize, PretrainedUnavailableError, Task, synthetic_bundle
 
 __all__ = ["ClassificationTask", "Classifier", "model_kwargs"]
 
@@ -96,17 +96,10 @@ class ClassificationTask(Task):
         }
 
     def build_data(self, args: argparse.Namespace) -> DataBundle:
-        from augcomp.data import ImageFolderClassification, SceneConfig, SyntheticScenes, subset
-        from augcomp.data.synthetic import PRESETS
+        from augcomp.data import ImageFolderClassification, subset
 
         if args.data_root is None:
-            cfg = PRESETS["cls"]
-            if args.image_size != cfg.size:
-                cfg = SceneConfig(**{**cfg.__dict__, "size": args.image_size})
-            train = SyntheticScenes("cls", args.train_size, seed=2 * args.seed + 1, config=cfg)
-            val = SyntheticScenes("cls", args.val_size, seed=2 * args.seed + 2, config=cfg)
-            desc = f"synthetic scenes {cfg.size}x{cfg.size}, {train.num_classes} texture classes"
-            return DataBundle(train, val, train.num_classes, train.class_names, synthetic=True, description=desc)
+            return synthetic_bundle("cls", args, "{classes} texture classes")
         train_full = ImageFolderClassification(args.data_root, args.train_split, args.image_size, train=True)
         val_full = ImageFolderClassification(args.data_root, args.val_split, args.image_size, train=False,
                                              classes=train_full.classes)

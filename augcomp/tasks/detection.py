@@ -13,7 +13,14 @@ from torch import Tensor, nn
 from torchmetrics.detection import MeanAveragePrecision
 from torchvision.ops import FeaturePyramidNetwork
 
-from augcomp.tasks.base import IMAGENET_MEAN, IMAGENET_STD, DataBundle, PretrainedUnavailableError, Task
+from augcomp.tasks.base import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    DataBundle,
+    PretrainedUnavailableError,
+    Task,
+    synthetic_bundle,
+)
 from augcomp.tasks.classification import NARROW_RESNET, create_timm, model_kwargs
 
 __all__ = ["DetectionTask", "TimmFPNBackbone", "build_fcos", "torchvision_detectors"]
@@ -103,17 +110,10 @@ class DetectionTask(Task):
         }
 
     def build_data(self, args: argparse.Namespace) -> DataBundle:
-        from augcomp.data import CocoDetection, SceneConfig, SyntheticScenes, subset
-        from augcomp.data.synthetic import PRESETS
+        from augcomp.data import CocoDetection, subset
 
         if args.data_root is None:
-            cfg = PRESETS["det"]
-            if args.image_size != cfg.size:
-                cfg = SceneConfig(**{**cfg.__dict__, "size": args.image_size})
-            train = SyntheticScenes("det", args.train_size, seed=2 * args.seed + 1, config=cfg)
-            val = SyntheticScenes("det", args.val_size, seed=2 * args.seed + 2, config=cfg)
-            desc = f"synthetic scenes {cfg.size}x{cfg.size}, {cfg.num_categories} texture classes"
-            return DataBundle(train, val, train.num_classes, train.class_names, synthetic=True, description=desc)
+            return synthetic_bundle("det", args, "{categories} texture classes")
         train_full = CocoDetection(args.data_root, args.train_split, train=True, max_size=args.image_size)
         val_full = CocoDetection(args.data_root, args.val_split, train=False, max_size=args.image_size)
         names = [train_full.categories.get(i, "") for i in range(train_full.num_classes)]

@@ -13,7 +13,7 @@ from torchmetrics import MetricCollection
 from torchmetrics.classification import MulticlassAccuracy, MulticlassJaccardIndex
 
 from augcomp.data.ade20k import IGNORE_INDEX
-from augcomp.tasks.base import DataBundle, Normalize, Task
+from augcomp.tasks.base import DataBundle, Normalize, Task, synthetic_bundle
 from augcomp.tasks.classification import NARROW_RESNET, create_timm, model_kwargs
 
 __all__ = ["SegmentationTask", "FPNSegmenter"]
@@ -91,17 +91,10 @@ class SegmentationTask(Task):
         }
 
     def build_data(self, args: argparse.Namespace) -> DataBundle:
-        from augcomp.data import ADE20K, SceneConfig, SyntheticScenes, subset
-        from augcomp.data.synthetic import PRESETS
+        from augcomp.data import ADE20K, subset
 
         if args.data_root is None:
-            cfg = PRESETS["seg"]
-            if args.image_size != cfg.size:
-                cfg = SceneConfig(**{**cfg.__dict__, "size": args.image_size})
-            train = SyntheticScenes("seg", args.train_size, seed=2 * args.seed + 1, config=cfg)
-            val = SyntheticScenes("seg", args.val_size, seed=2 * args.seed + 2, config=cfg)
-            desc = f"synthetic scenes {cfg.size}x{cfg.size}, {train.num_classes} classes (background included)"
-            return DataBundle(train, val, train.num_classes, train.class_names, synthetic=True, description=desc)
+            return synthetic_bundle("seg", args, "{classes} classes (background included)")
         train_full = ADE20K(args.data_root, args.train_split, args.image_size, train=True)
         val_full = ADE20K(args.data_root, args.val_split, args.image_size, train=False)
         return DataBundle(subset(train_full, args.train_size, args.seed), subset(val_full, args.val_size, args.seed),
