@@ -1,11 +1,12 @@
 """augcomp: image compression as a training augmentation.
 
-An exact, differentiable, bit-counting JPEG written in torch; CompressAI's neural codecs as frozen augmentations;
-and :class:`augcomp.transforms.Compress`, which hits a target bitrate per sample.
+An exact, differentiable, bit-counting JPEG written in torch; the traditional codecs of compression studies (WebP,
+AVIF, JPEG 2000, JPEG XL) through their own libraries; CompressAI's neural codecs as frozen augmentations; and
+:class:`augcomp.transforms.Compress`, which hits a target bitrate per sample.
 """
 
 from augcomp import codecs, functional
-from augcomp.functional import CompressResult, compress
+from augcomp._api import CompressResult, compress
 
 __version__ = "0.1.0"
 
@@ -13,7 +14,7 @@ __all__ = ["codecs", "functional", "transforms", "compress", "CompressResult", "
 
 
 def __getattr__(name: str):
-    # transforms imports torchvision; load it on first use.
+    # transforms imports torchvision's v2 machinery; load it on first use.
     if name == "transforms":
         import importlib
 

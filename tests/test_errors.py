@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+import augcomp
 from augcomp import codecs, functional
 from augcomp.transforms import Compress
 
@@ -13,13 +14,17 @@ from augcomp.transforms import Compress
     ("x", "error", "words"),
     [
         (torch.rand(3, 5, 8), None, None),  # (C, H, W) is fine
-        (torch.rand(8, 8), ValueError, ["x", "(B, C, H, W)"]),
-        (torch.rand(1, 2, 3, 8, 8), ValueError, ["x", "(B, C, H, W)"]),
+        (torch.rand(1, 2, 3, 8, 8), None, None),  # leading dimensions are samples
+        (torch.rand(8, 8), ValueError, ["x", "(..., C, H, W)", "channel dimension"]),
         (torch.rand(2, 4, 8, 8), ValueError, ["x", "channels"]),
         (torch.rand(2, 2, 8, 8), ValueError, ["x", "1 or 3"]),
         (torch.randint(0, 255, (1, 3, 8, 8), dtype=torch.int32), TypeError, ["x", "uint8", "float"]),
         (torch.zeros(1, 3, 8, 8, dtype=torch.bool), TypeError, ["x", "dtype"]),
         (torch.full((1, 3, 8, 8), float("nan")), ValueError, ["x", "NaN"]),
+        (torch.full((1, 3, 8, 8), float("inf")), ValueError, ["x", "infinite"]),
+        (torch.full((1, 3, 8, 8), -float("inf")), ValueError, ["x", "infinite"]),
+        (torch.rand(1, 3, 8, 8) * 255, ValueError, ["x", "[0, 1]", "uint8"]),
+        (torch.rand(1, 3, 8, 8) - 0.5, ValueError, ["x", "[0, 1]"]),
         (torch.zeros(1, 3, 0, 8), ValueError, ["x", "H >= 1"]),
     ],
 )
@@ -44,7 +49,8 @@ def test_quality_out_of_range(quality):
         functional.compress(torch.rand(2, 3, 8, 8), quality=quality)
 
 
-@pytest.mark.parametrize("bpp", [0, -1, (0.0, 1.0), torch.tensor([0.5, -0.1])])
+@pytest.mark.parametrize("bpp", [0, -1, (0.0, 1.0), torch.tensor([0.5, -0.1]), float("inf"), (0.5, float("inf")),
+                                 torch.tensor([0.5, float("inf")])])
 def test_bpp_must_be_positive(bpp):
     with pytest.raises(ValueError, match=r"bpp.*\(0"):
         functional.compress(torch.rand(2, 3, 8, 8), bpp=bpp)
@@ -70,7 +76,7 @@ def test_unknown_codec_lists_known_ones():
         functional.compress(torch.rand(1, 3, 8, 8), "jpg", quality=50)
     assert "jpg" in str(info.value) and all(name in str(info.value) for name in codecs.list())
     with pytest.raises(ValueError, match="known codecs: jpeg"):
-        Compress(codec=["jpeg", "webp"], bpp=1.0)
+        Compress(codec=["jpeg", "webpp"], bpp=1.0)
 
 
 def test_bad_options():
@@ -82,6 +88,23 @@ def test_bad_options():
         functional.compress(torch.rand(1, 3, 8, 8), quality=50, backend="gpu")
     with pytest.raises(ValueError, match="p must be"):
         Compress(bpp=1.0, p=1.5)
+
+
+def test_rounding_slack_is_accepted():
+    x = torch.rand(1, 3, 8, 8) * (1 + 5e-4) - 2e-4
+    assert augcomp.compress(x, quality=50).image.shape == x.shape
+
+
+@pytest.mark.parametrize(("kwargs", "name"), [
+    ({"grad": "STE"}, "grad"), ({"subsampling": "422"}, "subsampling"), ({"foo": 1}, "foo"), ({"bpp": []}, "bpp"),
+    ({"codec": []}, "codec"), ({"codec": "jpg"}, "codec"), ({"p": "0.5"}, "p must"), ({"p": True}, "p must"),
+    ({"bpp": float("inf")}, "bpp"), ({"same_on_batch": "yes"}, "same_on_batch"), ({"generator": 3}, "generator"),
+    ({"threads": 0}, "threads"), ({"tol": 2}, "tol"),
+])
+def test_compress_refuses_bad_options_at_construction(kwargs, name):
+    with pytest.raises(ValueError) as info:
+        Compress(**{"bpp": 1.0, **kwargs})
+    assert name in str(info.value)
 
 
 def test_level_tensor_wrong_shape():

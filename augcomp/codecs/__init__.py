@@ -1,6 +1,30 @@
 """Codec modules and the single codec registry."""
 
 from augcomp.codecs.base import GRAD_MODES, Codec
-from augcomp.codecs.registry import CodecEntry, clear_cache, entry, get, list, register
+from augcomp.codecs.library import LibraryCodec
+from augcomp.codecs.registry import (
+    ANY_DEVICE,
+    CodecEntry,
+    MissingExtraError,
+    clear_cache,
+    entry,
+    get,
+    list,
+    register,
+    unregister,
+)
 
-__all__ = ["Codec", "CodecEntry", "GRAD_MODES", "clear_cache", "entry", "get", "list", "register"]
+__all__ = [
+    "ANY_DEVICE",
+    "Codec",
+    "CodecEntry",
+    "GRAD_MODES",
+    "LibraryCodec",
+    "MissingExtraError",
+    "clear_cache",
+    "entry",
+    "get",
+    "list",
+    "register",
+    "unregister",
+]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from augcomp._checks import check_image, from_float01, to_float01
+from augcomp._checks import from_float01, to_float01
 from augcomp.codecs.registry import CodecEntry
 
 __all__ = ["Codec", "GRAD_MODES"]
@@ -14,24 +14,29 @@ GRAD_MODES = ("ste", "cubic", "none")
 
 
 class Codec(nn.Module):
-    """A lossy image codec as a batched, stateless-per-call module.
+    """A lossy image codec as a batched module that holds no per-call state.
 
-    Subclasses implement :meth:`_compress` (and may override :meth:`_fit_bpp` with something faster than the
-    generic search). This class checks inputs, handles unbatched and empty inputs and converts dtypes.
+    Inputs reach a codec already checked by :func:`augcomp.compress`, the one place that validates shapes, values
+    and levels; a codec only converts dtypes (uint8 stays uint8 where :attr:`accepts_uint8`, any float becomes
+    float32 in [0, 1]) and compresses. Subclasses implement :meth:`_compress` and may override :meth:`_fit_bpp`
+    with something faster than the shared rate-control engine.
+
+    Args:
+        entry: the registry entry (its ``grad_modes`` lists the accepted ``grad``).
+        grad: ``"ste"`` (straight-through), ``"cubic"`` (JPEG) or ``"none"``.
 
     Shape:
-        - x: ``(B, C, H, W)`` or ``(C, H, W)``; float in [0, 1] or uint8 in [0, 255].
-        - level: ``(B,)`` (a number is broadcast).
-        - output image: same shape, dtype and device as ``x``; bits: ``(B,)`` float32 (``()`` if unbatched).
+        - x: ``(B, C, H, W)``, ``C`` in ``entry.channels``; float in [0, 1] or uint8 in [0, 255].
+        - level: ``(B,)`` float32 in ``entry.level_range`` (integers for discrete codecs).
+        - output: image like ``x`` (shape, dtype, device); bits ``(B,)`` float32.
     """
 
-    channels: tuple[int, ...] = (3,)
-    accepts_uint8 = False  # True: _compress/_fit_bpp also take uint8 [0, 255] and then return uint8 images
+    accepts_uint8 = False  # True: _compress/_fit_bpp take uint8 [0, 255] as is and return uint8 images
 
     def __init__(self, entry: CodecEntry, grad: str = "ste") -> None:
         super().__init__()
-        if grad not in GRAD_MODES:
-            raise ValueError(f"grad must be one of {GRAD_MODES}, got {grad!r}")
+        if grad not in entry.grad_modes:
+            raise ValueError(f"grad must be one of {entry.grad_modes} for codec {entry.name!r}, got {grad!r}")
         self.entry = entry
         self.grad = grad
 
@@ -39,38 +44,27 @@ class Codec(nn.Module):
     def name(self) -> str:
         return self.entry.name
 
-    def check_level(self, level: Tensor | float, batch: int, device: torch.device) -> Tensor:
-        from augcomp._checks import per_sample
-
-        lo, hi = self.entry.level_range
-        return per_sample(level, batch, device, "level" if self.entry.family != "jpeg" else "quality", lo, hi)
-
-    def forward(self, x: Tensor, level: Tensor | float) -> tuple[Tensor, Tensor]:
-        x4, unbatched = check_image(x, "x", self.channels)
-        lvl = self.check_level(level, x4.shape[0], x4.device)
-        if x4.shape[0] == 0:
-            return x.clone(), torch.zeros(0, device=x.device)
-        image, bits = self._compress(self.prepare(x4), lvl)
-        image = from_float01(image, x.dtype)
-        if unbatched:
-            return image[0], bits[0]
-        return image, bits
-
-    def prepare(self, x: Tensor) -> Tensor:
-        """What :meth:`_compress` receives: uint8 as is if the codec takes it, else float32 in [0, 1]."""
-        return x if x.dtype == torch.uint8 and self.accepts_uint8 else to_float01(x)
+    def forward(self, x: Tensor, level: Tensor) -> tuple[Tensor, Tensor]:
+        """Compresses each sample of a checked batch at its level; returns ``(image, bits)``."""
+        image, bits = self._compress(self.prepare(x), level)
+        return from_float01(image, x.dtype), bits.to(torch.float32)
 
     def fit_bpp(self, x: Tensor, bpp: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """Compresses each sample at the level whose bpp is closest to its target.
 
         Args:
-            x: ``(B, C, H, W)`` from :meth:`prepare` (already checked).
-            bpp: ``(B,)`` float32 targets, > 0.
+            x: ``(B, C, H, W)`` checked batch.
+            bpp: ``(B,)`` float32 targets, finite and > 0.
 
         Returns:
-            ``(image, bits, level)``: image float32 in [0, 1] (uint8 for uint8 input), bits and level ``(B,)``.
+            ``(image, bits, level)``: image like ``x``, bits and level ``(B,)`` float32.
         """
-        return self._fit_bpp(x, bpp)
+        image, bits, level = self._fit_bpp(self.prepare(x), bpp)
+        return from_float01(image, x.dtype), bits.to(torch.float32), level.to(torch.float32)
+
+    def prepare(self, x: Tensor) -> Tensor:
+        """What :meth:`_compress` receives: uint8 as is if the codec takes it, else float32 in [0, 1]."""
+        return x if x.dtype == torch.uint8 and self.accepts_uint8 else to_float01(x)
 
     def _compress(self, x: Tensor, level: Tensor) -> tuple[Tensor, Tensor]:
         raise NotImplementedError

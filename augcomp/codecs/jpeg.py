@@ -6,12 +6,13 @@ import functools
 import io
 import warnings
 
+import numpy as np
 import torch
 from torch import Tensor
-from torchvision.io import decode_jpeg, encode_jpeg
 
 from augcomp.codecs.base import Codec
-from augcomp.codecs.registry import CodecEntry, register
+from augcomp.codecs.library import LibraryCodec
+from augcomp.codecs.registry import ANY_DEVICE, CodecEntry, register
 from augcomp.functional.entropy import jfif_header_bits
 from augcomp.functional.jpeg import (
     SUBSAMPLINGS,
@@ -24,11 +25,12 @@ from augcomp.functional.jpeg import (
     straight_through,
 )
 from augcomp.functional.quant import cubic_round, quant_tables
-from augcomp.rate import bisect_levels
+from augcomp.rate import DEFAULT_TOL, search
 
-__all__ = ["JPEGCodec", "BACKENDS", "scan_length"]
+__all__ = ["JPEGCodec", "NativeJPEG", "BACKENDS", "rate_prior", "scan_length"]
 
 BACKENDS = ("auto", "torch", "native")
+LEVEL_STEP = 0.01  # rate control tries qualities on this grid, so a last-bit difference between devices cannot matter
 
 
 class JPEGCodec(Codec):
@@ -51,6 +53,8 @@ class JPEGCodec(Codec):
             always come from the tensor path.
         compile: run the tensor path through ``torch.compile`` (fuses its many small kernels; the first call per
             image size compiles).
+        threads: images coded at once on the native path (default: the cores available, 1 in DataLoader workers).
+        tol: relative rate error at which bpp targeting stops for a sample.
 
     Shape:
         - x: ``(B, C, H, W)`` or ``(C, H, W)`` with C = 1 or 3; float in [0, 1] or uint8 in [0, 255].
@@ -69,6 +73,8 @@ class JPEGCodec(Codec):
         include_header: bool = False,
         backend: str = "auto",
         compile: bool = False,
+        threads: int | None = None,
+        tol: float = DEFAULT_TOL,
     ) -> None:
         super().__init__(entry, grad)
         if subsampling not in SUBSAMPLINGS:
@@ -78,6 +84,10 @@ class JPEGCodec(Codec):
         self.subsampling = subsampling
         self.include_header = include_header
         self.backend = backend
+        if not isinstance(compile, bool):
+            raise ValueError(f"compile must be True or False, got {compile!r}")
+        self._native = NativeJPEG(entry, subsampling=subsampling, threads=threads, tol=tol)
+        self.tol = self._native.tol
         # torch.compile fuses the hundreds of small elementwise kernels of the tensor path (one graph per shape).
         self._roundtrip = _compiled(jpeg_roundtrip) if compile else jpeg_roundtrip
         self._stream_rate = _compiled(jpeg_stream_rate) if compile else jpeg_stream_rate
@@ -100,7 +110,7 @@ class JPEGCodec(Codec):
         header = self._header(x.shape[1])
         if x.dtype == torch.uint8:
             if self._use_native(x):
-                image, bits = _native_roundtrip(x, level, self.subsampling)
+                image, bits = self._native._compress(x, level)
                 return image, bits + header
             x = x.to(torch.float32) / 255.0
         with torch.autocast(device_type=x.device.type, enabled=False):
@@ -109,7 +119,7 @@ class JPEGCodec(Codec):
             layout = jpeg_layout(x.shape[1], x.shape[2], x.shape[3], self.subsampling)
             tables = quant_tables(level)
             if self._use_native(x):
-                image, bits = _native_roundtrip(samples.to(torch.uint8), level, self.subsampling)
+                image, bits = self._native._compress(samples.to(torch.uint8), level)
                 image = image.to(torch.float32)
             else:
                 image, bits = self._roundtrip(samples, tables, layout)
@@ -125,32 +135,82 @@ class JPEGCodec(Codec):
         return image + (smooth - smooth.detach())
 
     def _fit_bpp(self, x: Tensor, bpp: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        """Rate control: the DCT runs once; each search step only quantizes and counts bits."""
+        """Rate control through :func:`augcomp.rate.search`, with the same warm start and the same exact bit counts
+        on both paths, so the native (CPU) and tensor (GPU) paths choose the same quality for the same input.
+
+        Native: one image at a time in a thread pool, each sample stops once within ``tol`` of its target and its
+        best encoding is decoded once. Tensor: the DCT runs once; each step only quantizes and counts bits.
+        """
         layout = jpeg_layout(x.shape[1], x.shape[2], x.shape[3], self.subsampling)
-        target = (bpp * float(layout.height * layout.width) - self._header(x.shape[1])).clamp_min(1.0)
+        header = self._header(x.shape[1])
+        pixels = float(layout.height * layout.width)
+        target = (bpp * pixels - header).clamp_min(1.0)
         if self._use_native(x):
             samples = x if x.dtype == torch.uint8 else (x.detach() * 255.0).clamp(0, 255).round().to(torch.uint8)
-
-            def measure(quality: Tensor) -> Tensor:
-                return _native_bits(samples, quality, self.subsampling)
-
-            quality, _ = bisect_levels(measure, target, 1.0, 100.0, discrete=False)
+            image, bits, quality = self._native.search_bits(samples, target)
             if x.dtype == torch.uint8:
-                return (*self._compress(x, quality), quality)
-        else:
-            if x.dtype == torch.uint8:
-                x = x.to(torch.float32) / 255.0
-            samples = (x.detach().to(torch.float32) * 255.0).clamp(0, 255).round()
+                return image, bits + header, quality
             with torch.autocast(device_type=x.device.type, enabled=False):
-                # islow coefficients are integers below 2**15, exact in float32.
-                stream = jpeg_stream(jpeg_analysis(samples, layout), layout).to(torch.float32)
-
-                def measure(quality: Tensor) -> Tensor:
-                    # Unstuffed bits: stuffing adds well under 1%, and the final count below is exact.
-                    return self._stream_rate(stream, quality, layout)
-
-                quality, _ = bisect_levels(measure, target, 1.0, 100.0, discrete=False)
+                x255 = x.to(torch.float32) * 255.0
+                image = self._attach_grad(image.to(torch.float32), x255, quant_tables(quality), layout)
+            return image / 255.0, bits + header, quality
+        xf = x.to(torch.float32) / 255.0 if x.dtype == torch.uint8 else x
+        samples = (xf.detach().to(torch.float32) * 255.0).clamp(0, 255).round()
+        with torch.autocast(device_type=x.device.type, enabled=False):
+            # islow coefficients are integers below 2**15, exact in float32.
+            stream = jpeg_stream(jpeg_analysis(samples, layout), layout).to(torch.float32)
+            start, slope = rate_prior(target / pixels)
+            quality, _ = search(lambda q, active: self._stream_rate(stream, q, layout, stuffing=True), target,
+                                1.0, 100.0, discrete=False, start=start, slope=slope, tol=self.tol, step=LEVEL_STEP)
         return (*self._compress(x, quality), quality)
+
+
+class NativeJPEG(LibraryCodec):
+    """libjpeg-turbo itself, one image at a time: the forward values of :class:`JPEGCodec` on CPU tensors.
+
+    Integer qualities at 4:2:0 (and grayscale) go through torchvision's libjpeg-turbo coder; fractional qualities
+    and 4:4:4 go through Pillow with explicit tables. Both are libjpeg-turbo with its defaults (checked against each
+    other in the tests). Bits are those of the entropy-coded scan.
+    """
+
+    level_step = LEVEL_STEP
+
+    def __init__(self, entry: CodecEntry, subsampling: str = "420", **options) -> None:
+        super().__init__(entry, grad="none", **options)
+        self.subsampling = subsampling
+
+    def encode(self, image, level: float) -> bytes:
+        return bytes(_encode(torch.from_numpy(image).permute(2, 0, 1), level, self.subsampling).numpy())
+
+    def decode(self, data: bytes):
+        from torchvision.io import decode_jpeg  # imported here: torchvision.io pulls in torch._dynamo (seconds)
+
+        array = np.frombuffer(data, dtype=np.uint8)
+        return _quietly(decode_jpeg, torch.from_numpy(array.copy())).permute(1, 2, 0).numpy()
+
+    def payload_bits(self, data: bytes) -> int:
+        return 8 * scan_length(data)
+
+    def rate_prior(self, image, target_bpp: float) -> tuple[float, float]:
+        start, slope = rate_prior(torch.tensor([target_bpp], dtype=torch.float32))
+        return float(start[0]), float(slope[0])
+
+
+# Rate prior: typical scan bpp of natural images at 4:2:0 against quality (measured on scikit-image's photos).
+# Image-independent on purpose: both paths must start from the same level.
+_PRIOR_QUALITY = (1.0, 5.0, 10.0, 20.0, 35.0, 50.0, 65.0, 75.0, 85.0, 90.0, 95.0, 100.0)
+_PRIOR_LOG_BPP = (-1.8, -1.35, -0.95, -0.55, -0.25, -0.05, 0.12, 0.25, 0.5, 0.72, 1.1, 2.0)
+
+
+def rate_prior(target_bpp: Tensor) -> tuple[Tensor, Tensor]:
+    """``(start quality, |d log(bits) / d quality|)`` for each target bpp, from the typical curve above."""
+    xs = torch.tensor(_PRIOR_LOG_BPP, device=target_bpp.device)
+    ys = torch.tensor(_PRIOR_QUALITY, device=target_bpp.device)
+    t = torch.log(target_bpp.to(torch.float32).clamp_min(1e-6)).clamp(xs[0], xs[-1])
+    i = torch.searchsorted(xs, t.contiguous()).clamp(1, len(xs) - 1)
+    x0, x1, y0, y1 = xs[i - 1], xs[i], ys[i - 1], ys[i]
+    start = y0 + (t - x0) * (y1 - y0) / (x1 - x0)
+    return (start / LEVEL_STEP).round() * LEVEL_STEP, (x1 - x0) / (y1 - y0)
 
 
 def scan_length(data: bytes) -> int:
@@ -177,11 +237,13 @@ def _encode(image: Tensor, quality: float, subsampling: str) -> Tensor:
     """libjpeg-turbo's encoding of one ``(C, H, W)`` uint8 image, as a 1-D uint8 tensor."""
     gray = image.shape[0] == 1
     if float(quality).is_integer() and (gray or subsampling == "420"):
-        return encode_jpeg(image, quality=int(quality))
+        from torchvision.io import encode_jpeg  # imported here: torchvision.io pulls in torch._dynamo (seconds)
+
+        return _quietly(encode_jpeg, image, int(quality))
     from PIL import Image
 
     array = image.permute(1, 2, 0).numpy()
-    pil = Image.fromarray(array[..., 0] if gray else array, mode="L" if gray else "RGB")
+    pil = Image.fromarray(np.ascontiguousarray(array[..., 0] if gray else array), mode="L" if gray else "RGB")
     buf = io.BytesIO()
     pil.save(buf, format="JPEG", qtables=_qtables(float(quality), image.shape[0]),
              subsampling=2 if subsampling == "420" else 0)
@@ -195,25 +257,6 @@ def _quietly(fn, *args):
         return fn(*args)
 
 
-def _encode_all(images: Tensor, quality: Tensor, subsampling: str) -> list[Tensor]:
-    return [_encode(img, q, subsampling) for img, q in zip(images, quality.tolist(), strict=True)]
-
-
-def _native_bits(images: Tensor, quality: Tensor, subsampling: str) -> Tensor:
-    """Scan bits of libjpeg-turbo's encoding of each ``(C, H, W)`` uint8 image (encode only)."""
-    data = _quietly(_encode_all, images, quality, subsampling)
-    return torch.tensor([8.0 * scan_length(bytes(d.numpy())) for d in data], dtype=torch.float32)
-
-
-def _native_roundtrip(images: Tensor, quality: Tensor, subsampling: str) -> tuple[Tensor, Tensor]:
-    """libjpeg-turbo encode and decode of a uint8 CPU batch: Pillow for explicit tables, torchvision otherwise
-    (both are libjpeg-turbo with its defaults, checked against each other in the tests)."""
-    data = _quietly(_encode_all, images, quality, subsampling)
-    out = torch.stack(_quietly(decode_jpeg, data)).reshape(images.shape)
-    bits = torch.tensor([8.0 * scan_length(bytes(d.numpy())) for d in data], dtype=torch.float32)
-    return out, bits
-
-
 _COMPILED: dict = {}
 
 
@@ -223,19 +266,18 @@ def _compiled(fn):
     return _COMPILED[fn]
 
 
-def _build(entry: CodecEntry, **options) -> JPEGCodec:
-    return JPEGCodec(entry, **options)
-
-
 JPEG = register(
     CodecEntry(
         name="jpeg",
-        builder=_build,
+        builder=JPEGCodec,
         level_range=(1.0, 100.0),
         discrete=False,
-        pad_multiple=1,
-        weights="none",
-        family="jpeg",
+        level_name="quality",
+        channels=(1, 3),
+        devices=ANY_DEVICE,
+        grad_modes=("ste", "cubic", "none"),
+        reference="libjpeg-turbo (torchvision, Pillow)",
+        family="traditional",
         description="baseline JPEG as libjpeg-turbo writes it (IJG tables, 4:2:0, fancy upsampling)",
     )
 )

@@ -38,7 +38,7 @@ from augcomp.codecs._compressai_models import (
     per_quality,
 )
 from augcomp.codecs.base import Codec
-from augcomp.codecs.registry import CodecEntry, register
+from augcomp.codecs.registry import ANY_DEVICE, CodecEntry, register
 from augcomp.rate import bisect_levels, closeness
 
 __all__ = ["NeuralCodec", "ZooBuilder", "VBR_GAIN_RANGE", "clear_models", "get_model"]
@@ -86,8 +86,6 @@ class NeuralCodec(Codec):
                  pretrained: bool = True, weights: str | os.PathLike | None = None, max_batch: int = 16,
                  autocast: bool = False) -> None:
         super().__init__(entry, grad=grad)
-        if grad == "cubic":
-            raise ValueError(f"grad='cubic' is JPEG only; {entry.name} supports grad='ste' or grad='none'")
         if metric not in arch.metrics:
             raise ValueError(f"{entry.name} has weights for metric in {arch.metrics}, got metric={metric!r}")
         if not isinstance(max_batch, int) or max_batch < 1:
@@ -320,6 +318,7 @@ class ZooBuilder:
     """Registry builder: ``builder(entry, **options)`` -> :class:`NeuralCodec` for one :class:`Arch`."""
 
     arch: Arch
+    codec_class = None  # set below: the registry reads the accepted options from NeuralCodec's signature
 
     def __call__(self, entry: CodecEntry, **options) -> NeuralCodec:
         return NeuralCodec(entry, self.arch, **options)
@@ -329,9 +328,13 @@ def _register(name: str, arch: Arch, *, pad_multiple: int, description: str, fam
               weights: str = "compressai") -> None:
     level_range = VBR_GAIN_RANGE if arch.variable_rate else (1.0, float(arch.num_models))
     register(CodecEntry(name=name, builder=ZooBuilder(arch), level_range=level_range,
-                        discrete=not arch.variable_rate, pad_multiple=pad_multiple, weights=weights, family=family,
+                        discrete=not arch.variable_rate, level_name="gain" if arch.variable_rate else "quality",
+                        channels=(3,), devices=ANY_DEVICE, grad_modes=("ste", "none"), extra="neural",
+                        requires=("compressai",), pad_multiple=pad_multiple, weights=weights, family=family,
                         description=description))
 
+
+ZooBuilder.codec_class = NeuralCodec
 
 # Widths (N, M) per quality are those of CompressAI's zoo checkpoints; each model family below is the class those
 # checkpoints were trained as (CompressAI's own "bmshj2018-factorized-relu" zoo entry builds the GDN model instead).
@@ -376,5 +379,5 @@ _register("mbt2018-vbr",
           pad_multiple=64, description="variable-rate mbt2018, Kamisli et al. 2024 (CompressAI zoo; parallel forward)")
 _register("augcomp-tiny",
           Arch("ScaleHyperprior", HYPERPRIOR, per_quality((range(1, 5), (48, 64))), metrics=("mse",)),
-          pad_multiple=64, family="augcomp", weights="package",
+          pad_multiple=64, family="neural (augcomp)", weights="package",
           description="small scale hyperprior trained by augcomp (recipes/train_codec.py), shipped with the package")

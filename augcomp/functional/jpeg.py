@@ -321,15 +321,16 @@ def jpeg_roundtrip(samples: Tensor, tables: Tensor, layout: JPEGLayout) -> tuple
     return jpeg_synthesis(quantized, tables, layout), jpeg_scan_bits(quantized, layout)
 
 
-def jpeg_stream_rate(stream: Tensor, quality: Tensor, layout: JPEGLayout) -> Tensor:
-    """Raw scan bits (no stuffing) of an unquantized stream at per-sample qualities: one rate-search step.
+def jpeg_stream_rate(stream: Tensor, quality: Tensor, layout: JPEGLayout, *, stuffing: bool = False) -> Tensor:
+    """Scan bits (raw, or exact with ``stuffing``) of an unquantized stream at per-sample qualities: one rate-search
+    step.
 
     Shape:
         - stream: ``(B, N, 64)`` from :func:`jpeg_stream`; quality ``(B,)``; returns ``(B,)`` float32.
     """
     from augcomp.functional.quant import quant_tables
 
-    return jpeg_stream_bits(jpeg_quantize_stream(stream, quant_tables(quality), layout), layout, stuffing=False)
+    return jpeg_stream_bits(jpeg_quantize_stream(stream, quant_tables(quality), layout), layout, stuffing=stuffing)
 
 
 def _downsample_float(plane: Tensor) -> Tensor:

@@ -1,0 +1,106 @@
+"""``compress``: the one public call that validates an input and compresses it with any registered codec.
+
+Every entry point (``Compress``, the CLI, the recipes) goes through here, so shapes, dtypes, values and levels are
+checked in one place; codecs receive a checked ``(B, C, H, W)`` batch and per-sample levels.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from augcomp import codecs
+from augcomp._checks import check_image, per_sample
+
+__all__ = ["CompressResult", "compress"]
+
+Spec = float | Sequence[float] | Tensor
+
+
+@dataclass
+class CompressResult:
+    """What :func:`compress` returns.
+
+    Attributes:
+        image: the decoded image, same shape, dtype and device as the input.
+        bpp: coded bits divided by ``H * W`` of the original size, float32, one per sample (the input's leading
+            dimensions: ``(B,)`` for ``(B, C, H, W)``, ``()`` for ``(C, H, W)``).
+        level: the level used (JPEG quality, WebP quality, neural quality index, VBR gain, ...), float32, per sample.
+        bits: the coded bits themselves, float32, per sample.
+    """
+
+    image: Tensor
+    bpp: Tensor
+    level: Tensor
+    bits: Tensor
+
+
+def compress(
+    x: Tensor,
+    codec: str = "jpeg",
+    *,
+    quality: Spec | None = None,
+    bpp: Spec | None = None,
+    grad: str = "ste",
+    generator: torch.Generator | None = None,
+    **codec_options: Any,
+) -> CompressResult:
+    """Compresses and decodes ``x`` with a registered codec, at a level or at a target bitrate per sample.
+
+    Args:
+        x: images ``(..., C, H, W)``: leading dimensions are samples. Floats in [0, 1] or uint8 in [0, 255];
+            channels-first RGB, or grayscale (C = 1) where the codec's entry lists it.
+        codec: a name from :func:`augcomp.codecs.list`.
+        quality: the codec's level (``codecs.entry(codec).level_name`` and ``.level_range``): a number, a
+            ``(lo, hi)`` range drawn uniformly per sample, or a tensor with one value per sample.
+        bpp: target bits per pixel, finite and > 0: a number, a ``(lo, hi)`` range drawn log-uniformly per sample,
+            or a tensor with one value per sample. Each sample gets the level whose coded bpp is closest to its
+            target; a target outside a sample's reachable range ends at the nearest end of the level range.
+        grad: one of the codec's ``grad_modes``: ``"ste"`` (straight-through), ``"cubic"`` (JPEG only: the cubic
+            rounding surrogate) or ``"none"``.
+        generator: random generator for ranges.
+        **codec_options: passed to the codec builder (``subsampling="444"``, ``include_header=True``, ...).
+
+    Returns:
+        A :class:`CompressResult`.
+
+    Shape:
+        - x: ``(..., C, H, W)`` with at least 3 dimensions; ``(C, H, W)`` is one sample.
+        - image: as ``x``; bpp, level, bits: ``x.shape[:-3]``.
+
+    Raises:
+        ValueError: neither or both of ``quality`` and ``bpp``; out-of-range levels or targets; non-finite pixels
+            or floats outside [0, 1] (checked on CPU tensors); unknown codec or bad option.
+        TypeError: unsupported dtype or a non-tensor input.
+        augcomp.codecs.MissingExtraError: the codec's optional package is not installed.
+    """
+    if (quality is None) == (bpp is None):
+        raise ValueError("give exactly one of quality= and bpp= (a number, a (lo, hi) range or a tensor)")
+    module = codecs.get(codec, grad=grad, **codec_options)
+    entry = module.entry
+    x4, lead = check_image(x, "x", entry.channels, min_size=entry.min_size, codec=entry.name)
+    batch, device = x4.shape[0], x4.device
+    pixels = float(x4.shape[-2] * x4.shape[-1])
+    if quality is not None:
+        lo, hi = entry.level_range
+        level = per_sample(quality, batch, device, entry.level_name, lo, hi, generator=generator, lead=lead)
+        if entry.discrete:
+            level = torch.round(level)  # the level actually used, e.g. when drawn from a range
+        if batch == 0:
+            image, bits = x4.clone(), torch.zeros(0, device=device)
+        else:
+            image, bits = module(x4, level)
+    else:
+        target = per_sample(bpp, batch, device, "bpp", 0.0, float("inf"), log=True, generator=generator,
+                            low_inclusive=False, high_inclusive=False, lead=lead)
+        if batch == 0:
+            image, bits, level = x4.clone(), torch.zeros(0, device=device), torch.zeros(0, device=device)
+        else:
+            image, bits, level = module.fit_bpp(x4, target)
+    bits = bits.to(torch.float32)
+    return CompressResult(image=image.reshape(x.shape), bpp=(bits / pixels).reshape(lead),
+                          level=level.to(torch.float32).reshape(lead), bits=bits.reshape(lead))
