@@ -24,7 +24,9 @@ dataset in the ImageFolder layout. For anything else, subclass the task where it
         def build_model(self, args, data, pretrained):
             return Classifier(my_network(data.num_classes), mean=(0.5,) * 3, std=(0.5,) * 3)  # input: [0, 1] floats
 
-``--dry-run`` prints the plan; ``--resume`` continues an interrupted run in the same ``--output-dir``.
+``--help`` shows every option with the value a run uses; ``--dry-run`` prints the plan. ``--resume`` continues an
+interrupted run in the same ``--output-dir`` and ends with the results an uninterrupted run would have; a new run into
+a folder holding an earlier one is refused unless ``--overwrite`` (which moves the earlier run aside).
 """
 
 from __future__ import annotations

@@ -24,7 +24,9 @@ Your own model or data: ``--model`` takes any timm backbone name; ``--data-root`
 For anything else, subclass the task where it differs and use it in ``run`` (``build_model`` returns a module
 mapping float images in [0, 1] to per-pixel logits; ``build_data`` returns a ``DataBundle``).
 
-``--dry-run`` prints the plan; ``--resume`` continues an interrupted run in the same ``--output-dir``.
+``--help`` shows every option with the value a run uses; ``--dry-run`` prints the plan. ``--resume`` continues an
+interrupted run in the same ``--output-dir`` and ends with the results an uninterrupted run would have; a new run into
+a folder holding an earlier one is refused unless ``--overwrite`` (which moves the earlier run aside).
 """
 
 from __future__ import annotations

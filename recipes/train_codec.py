@@ -12,8 +12,14 @@ Fixed split of the scikit-image images:
   being a near copy of motorcycle_left).
 
 The weights are written as float16 safetensors (entropy-model quantiles and CDF tables keep their own dtype) with a
-JSON of metadata next to them: architecture, widths, lambdas, seed, steps, wall time, the command, and the
-rate-distortion points on the held-out images against JPEG (PIL, 4:2:0, ``optimize=True``, scan bytes only).
+JSON of metadata next to them (the format of :func:`augcomp.codecs.weights.save_package_states`): architecture,
+widths, lambdas, seed, steps, wall time, the command, and the rate-distortion points on the held-out images against
+JPEG (PIL, 4:2:0, ``optimize=True``, scan bytes only).
+
+Both files go to ``--output-dir`` (default ``results/augcomp-tiny``, never the package): written and evaluated in a
+temporary folder next to it, which then replaces it in one rename, so a run killed at any point leaves the previous
+weights whole. Use them with ``weights=<that folder>`` (e.g. ``codecs.get("augcomp-tiny", weights=...)``), or copy
+the two files to ``augcomp/weights`` to ship them.
 
 Run::
 
@@ -30,7 +36,9 @@ import json
 import math
 import os
 import shlex
+import shutil
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -41,7 +49,12 @@ from accelerate import Accelerator
 from accelerate.utils import DistributedDataParallelKwargs
 from PIL import Image
 from torch import Tensor
+from torchmetrics.functional import peak_signal_noise_ratio
 from tqdm import tqdm
+
+from augcomp.codecs.jpeg import scan_length
+from augcomp.codecs.weights import load_into, load_package_states, save_package_states
+from augcomp.experiment.io import atomic_write_text, replace_dir
 
 TRAIN_RGB = ("astronaut", "coffee", "rocket", "hubble_deep_field", "retina", "immunohistochemistry")
 TRAIN_GRAY = ("camera", "brick", "grass", "gravel", "moon", "coins")
@@ -67,11 +80,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--synthetic-fraction", type=float, default=0.125, help="share of each batch that is synthetic")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: leave the default)")
-    p.add_argument("--output-dir", type=Path, default=Path(__file__).resolve().parents[1] / "augcomp" / "weights")
+    p.add_argument("--output-dir", type=Path, default=Path("results") / NAME,
+                   help="folder for the weights and their JSON, replaced as a whole (default: %(default)s; "
+                        "augcomp/weights holds the shipped ones)")
     p.add_argument("--cpu", action="store_true", help="train on the CPU even if an accelerator is present")
     p.add_argument("--eval-only", action="store_true",
                    help="skip training: evaluate the weights in --output-dir and refresh the metadata's RD points")
     args = p.parse_args(argv)
+    if not str(args.output_dir).strip() or args.output_dir == Path():
+        p.error("--output-dir must name a folder of its own (it is replaced as a whole)")
     if args.patch_size % PAD:
         p.error(f"--patch-size must be a multiple of {PAD}")
     if sorted(args.lambdas) != list(args.lambdas):
@@ -227,11 +244,6 @@ def train_stage(model, images, args, accelerator: Accelerator, lmbda: float, ste
 # export and evaluation
 
 
-# The Gaussian conditional's CDF tables depend only on its scale table (identical for every level, ~0.8 MB each), so
-# they are rebuilt at load time from the stored table instead of being shipped.
-GC_TABLES = ("gaussian_conditional._quantized_cdf", "gaussian_conditional._offset", "gaussian_conditional._cdf_length")
-
-
 def finalize(model) -> dict[str, Tensor]:
     """Rounds weights to float16, then fixes quantiles and CDF tables for those weights; returns the tensors to save.
 
@@ -245,39 +257,11 @@ def finalize(model) -> dict[str, Tensor]:
     model.update(force=True, update_quantiles=True)
     state = {}
     for name, t in model.state_dict().items():
-        if name in GC_TABLES:
-            continue
         t = t.detach().contiguous()
         if t.is_floating_point() and not name.endswith("quantiles") and torch.equal(t.half().float(), t):
             t = t.half()
         state[name] = t.clone()
     return state
-
-
-def load_level(state: dict[str, Tensor], n: int, m: int):
-    """A ``ScaleHyperprior`` from one level's saved tensors, ready for ``compress()``."""
-    from compressai.models import ScaleHyperprior
-
-    model = ScaleHyperprior(n, m)
-    state = {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
-    gc = model.gaussian_conditional
-    gc.update_scale_table(state["gaussian_conditional.scale_table"].tolist(), force=True)
-    model.load_state_dict({**{k: v for k, v in model.state_dict().items() if k in GC_TABLES}, **state})
-    return model.eval()
-
-
-def scan_bits(jpeg: bytes) -> int:
-    """Bits of the entropy-coded scan: from the end of the SOS header to EOI (headers excluded)."""
-    sos = jpeg.index(b"\xff\xda")
-    length = int.from_bytes(jpeg[sos + 2:sos + 4], "big")
-    start = sos + 2 + length
-    end = jpeg.rindex(b"\xff\xd9")
-    return 8 * (end - start)
-
-
-def psnr_u8(a: np.ndarray, b: np.ndarray) -> float:
-    mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
-    return float(10 * np.log10(255.0**2 / max(mse, 1e-10)))
 
 
 def jpeg_curve(img_u8: np.ndarray) -> list[dict]:
@@ -287,10 +271,11 @@ def jpeg_curve(img_u8: np.ndarray) -> list[dict]:
         buf = io.BytesIO()
         pil.save(buf, format="JPEG", quality=q, subsampling="4:2:0", optimize=True)
         data = buf.getvalue()
-        dec = np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))
+        dec = torch.from_numpy(np.asarray(Image.open(io.BytesIO(data)).convert("RGB")))
         pixels = img_u8.shape[0] * img_u8.shape[1]
-        pts.append({"quality": q, "bpp": scan_bits(data) / pixels, "bpp_file": 8 * len(data) / pixels,
-                    "psnr": psnr_u8(img_u8, dec)})
+        psnr = peak_signal_noise_ratio(dec.double(), torch.from_numpy(img_u8).double(), data_range=255.0)
+        pts.append({"quality": q, "bpp": 8 * scan_length(data) / pixels, "bpp_file": 8 * len(data) / pixels,
+                    "psnr": float(psnr)})
     return pts
 
 
@@ -315,9 +300,10 @@ def neural_point(model, img: Tensor) -> dict:
     dec = model.decompress(enc["strings"], enc["shape"])["x_hat"][..., :h, :w]
     est = model(x)["likelihoods"]
     est_bits = float(sum(-torch.log2(v).sum() for v in est.values()))
-    to_u8 = lambda t: (t[0].permute(1, 2, 0).clamp(0, 1).numpy() * 255).round().astype(np.uint8)  # noqa: E731
-    return {"bpp": bits / (h * w), "bpp_estimate": est_bits / (h * w), "psnr": psnr_u8(to_u8(img.unsqueeze(0)),
-                                                                                      to_u8(dec))}
+    # PSNR of the 8-bit images, as for JPEG.
+    psnr = peak_signal_noise_ratio((dec[0].clamp(0, 1) * 255).round().double(), (img * 255).round().double(),
+                                   data_range=255.0)
+    return {"bpp": bits / (h * w), "bpp_estimate": est_bits / (h * w), "psnr": float(psnr)}
 
 
 def evaluate(models: list, lambdas: list[float]) -> dict:
@@ -341,16 +327,50 @@ def evaluate(models: list, lambdas: list[float]) -> dict:
 
 
 def load_saved(output_dir: Path) -> tuple[list, dict]:
-    from safetensors.torch import load_file
+    """The models and metadata in ``output_dir``, read back the way the codec registry reads them."""
+    from compressai.models import ScaleHyperprior
 
-    meta = json.loads((output_dir / f"{NAME}.json").read_text())
-    tensors = load_file(str(output_dir / meta["weights_file"]))
+    meta, states = load_package_states(NAME, output_dir)
     models = []
-    for k in range(1, meta["levels"] + 1):
-        prefix = f"q{k}."
-        models.append(load_level({n[len(prefix):]: t for n, t in tensors.items() if n.startswith(prefix)},
-                                 meta["N"], meta["M"]))
+    for k, state in enumerate(states, start=1):
+        model = ScaleHyperprior(meta["N"], meta["M"])
+        load_into(model, state, f"{NAME} level {k}")
+        models.append(model.eval())
     return models, meta
+
+
+def check_output_dir(output_dir: Path) -> None:
+    """Refuses a folder holding anything but this codec's files: the whole folder is replaced."""
+    if not output_dir.exists():
+        return
+    if not output_dir.is_dir():
+        sys.exit(f"error: --output-dir {output_dir} is not a folder")
+    others = sorted(p.name for p in output_dir.iterdir() if p.name not in (f"{NAME}.json", f"{NAME}.safetensors"))
+    if others:
+        sys.exit(f"error: --output-dir {output_dir} holds other files ({', '.join(others[:5])}), and the folder is "
+                 "replaced as a whole; choose a folder of its own")
+
+
+def write_atomically(output_dir: Path, fill) -> None:
+    """Calls ``fill(folder)`` on a fresh temporary folder next to ``output_dir``, then puts that folder in its place.
+
+    Until the final rename, ``output_dir`` keeps its previous contents; a failure or a kill before it leaves them
+    untouched (and a failure removes the temporary folder).
+    """
+    output_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{output_dir.name}.", suffix=".tmp", dir=output_dir.parent))
+    try:
+        fill(tmp)
+        # mkdtemp and safetensors make private files; these are meant to be shared like any file the umask allows.
+        mask = os.umask(0o022)
+        os.umask(mask)
+        os.chmod(tmp, 0o777 & ~mask)
+        for path in tmp.iterdir():
+            os.chmod(path, 0o666 & ~mask)
+        replace_dir(tmp, output_dir)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp)
 
 
 def print_report(rd: dict) -> None:
@@ -370,9 +390,10 @@ def main(argv: list[str] | None = None) -> None:
     if args.eval_only:
         models, meta = load_saved(args.output_dir)
         meta["rd_heldout"] = rd = evaluate(models, meta["lambdas"])
-        (args.output_dir / f"{NAME}.json").write_text(json.dumps(meta, indent=1) + "\n")
+        atomic_write_text(args.output_dir / f"{NAME}.json", json.dumps(meta, indent=1) + "\n")
         print_report(rd)
         return
+    check_output_dir(args.output_dir)
     start = time.time()
     accelerator = Accelerator(cpu=args.cpu,
                               kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)])
@@ -397,24 +418,16 @@ def main(argv: list[str] | None = None) -> None:
         return
 
     import compressai
-    from safetensors.torch import save_file
 
     states = [finalize(m) for m in models]
-    args.output_dir.mkdir(parents=True, exist_ok=True)
-    tensors = {f"q{k}.{name}": t for k, st in enumerate(states, start=1) for name, t in st.items()}
-    weights_file = args.output_dir / f"{NAME}.safetensors"
-    save_file(tensors, str(weights_file), metadata={"name": NAME, "format": "q{level}.{state_dict key}"})
     meta = {
-        "name": NAME,
         "architecture": "ScaleHyperprior",
         "N": args.N,
         "M": args.M,
-        "levels": len(args.lambdas),
         "lambdas": list(args.lambdas),
         "distortion": "mse",
         "loss": "lambda * 255^2 * MSE + bpp",
         "pad_multiple": PAD,
-        "weights_file": weights_file.name,
         "weights_format": "q{level}.{state_dict key}; weights float16, quantiles float32, entropy-bottleneck CDF "
                           "tables int32; the Gaussian conditional's tables are rebuilt from its scale_table",
         "base_lambda": args.base_lambda,
@@ -436,14 +449,19 @@ def main(argv: list[str] | None = None) -> None:
                                                      *(sys.argv[1:] if argv is None else argv)]),
         "versions": {"torch": torch.__version__, "compressai": compressai.__version__},
     }
-    (args.output_dir / f"{NAME}.json").write_text(json.dumps(meta, indent=1) + "\n")
-    print(f"wrote {weights_file} ({os.path.getsize(weights_file) / 1e6:.2f} MB) and {NAME}.json")
-    # Evaluate exactly what was saved.
-    models, meta = load_saved(args.output_dir)
-    meta["rd_heldout"] = rd = evaluate(models, meta["lambdas"])
-    meta["total_wall_time_s"] = round(time.time() - start, 1)
-    (args.output_dir / f"{NAME}.json").write_text(json.dumps(meta, indent=1) + "\n")
-    print_report(rd)
+
+    def fill(folder: Path) -> None:
+        weights_file, json_file = save_package_states(folder, NAME, states, meta)
+        # Evaluate exactly what was saved, then complete its metadata, all before the folder becomes visible.
+        saved_models, saved_meta = load_saved(folder)
+        saved_meta["rd_heldout"] = evaluate(saved_models, saved_meta["lambdas"])
+        saved_meta["total_wall_time_s"] = round(time.time() - start, 1)
+        json_file.write_text(json.dumps(saved_meta, indent=1) + "\n")
+        print_report(saved_meta["rd_heldout"])
+        print(f"weights: {os.path.getsize(weights_file) / 1e6:.2f} MB")
+
+    write_atomically(args.output_dir, fill)
+    print(f"wrote {args.output_dir / (NAME + '.safetensors')} and {NAME}.json")
     print(f"wall time: training {train_time:.1f} s, total {time.time() - start:.1f} s")
 
 

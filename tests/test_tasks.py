@@ -3,9 +3,14 @@ report, resume state, atomic writes)."""
 
 from __future__ import annotations
 
+import dataclasses
+import errno
 import json
+import os
+import random
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -21,12 +26,15 @@ from augcomp.experiment import (
     recovery,
     resolve_codecs,
     results_markdown,
+    rng,
     warmup_cosine,
     write_report,
 )
 from augcomp.experiment.codecs import CodecUnavailableError
-from augcomp.experiment.io import atomic_write_json, replace_dir, resolve_dir
-from augcomp.tasks import PretrainedUnavailableError, get_task, load_checkpoint, to_float
+from augcomp.experiment.errors import OutputDirError
+from augcomp.experiment.io import atomic_torch_save, atomic_write_json, replace_dir, resolve_dir
+from augcomp.experiment.outdir import RunLock, claim_output_dir
+from augcomp.tasks import TINY, PretrainedUnavailableError, Settings, get_task, load_checkpoint, to_float
 
 
 def tiny_args(task, *extra):
@@ -177,9 +185,55 @@ def test_arguments_fill_defaults_by_data_kind():
     assert parse_bpp_range("0.3") == 0.3 and parse_bpp_range("0.1, 2") == (0.1, 2.0)
     assert parse_grid("1,0.1,0.1") == [0.1, 1.0]
     for bad in (["--bpp-grid", "0,1"], ["--train-bpp", "2,1"], ["--stop-after", "sweep_before:1"],
-                ["--stop-after", "nonsense"], ["--tiny", "--data-root", "/x"]):
+                ["--stop-after", "nonsense"], ["--tiny", "--data-root", "/x"], ["--output-dir", ""],
+                ["--output-dir", " "], ["--resume", "--overwrite"], ["--epochs", "-1"], ["--compress-p", "2"],
+                ["--grad-accum", "0"]):
         with pytest.raises(SystemExit):
             parse_args(make_parser(task, ""), task, bad)
+
+
+@pytest.mark.parametrize("name", ["cls", "det", "seg"])
+def test_settings_presets_are_what_a_run_uses(name, tmp_path):
+    task = get_task(name)
+    synthetic, real = task.settings(True), task.settings(False)
+    # One frozen settings class per task, distinct from the other tasks' and from the base.
+    assert type(synthetic) is type(real) and type(synthetic) is not Settings
+    assert type(synthetic) not in {type(get_task(n).settings(True)) for n in ("cls", "det", "seg") if n != name}
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        synthetic.epochs = 3  # type: ignore[misc]
+    for argv, preset in (([], synthetic), (["--data-root", str(tmp_path)], real), (["--tiny"], synthetic.tiny())):
+        args = parse_args(make_parser(task, ""), task, argv)
+        assert args.settings == preset
+        for key, value in preset.as_dict().items():
+            assert getattr(args, key) == (list(value) if key == "bpp_grid" else value), key
+    assert synthetic.tiny().as_dict() == {**synthetic.as_dict(), **TINY}
+    given = parse_args(make_parser(task, ""), task, ["--tiny", "--epochs", "3", "--bpp-grid", "0.5"])
+    assert given.settings == dataclasses.replace(synthetic.tiny(), epochs=3, bpp_grid=(0.5,))
+
+
+def test_help_shows_the_defaults_a_run_uses():
+    def help_text(name: str) -> str:
+        task = get_task(name)
+        return " ".join(make_parser(task, "").format_help().split())
+
+    cls, det, seg = help_text("cls"), help_text("det"), help_text("seg")
+    assert "--image-size IMAGE_SIZE training and evaluation image side; default: 64 (synthetic), 224 (--data-root)" \
+        in cls
+    assert "default: 3000 (synthetic), all (--data-root)" in cls and "--weight-decay WEIGHT_DECAY" in cls
+    assert "AdamW weight decay (both training phases); default: 0.05" in cls
+    assert "default: resnet10t (synthetic), fasterrcnn_resnet50_fpn_v2 (--data-root)" in det
+    assert "--fpn-channels FPN_CHANNELS FPN and head width of the timm-backbone FCOS; default: 64 (synthetic), 256 " \
+        "(--data-root)" in det
+    assert "default: map_50 (synthetic), map (--data-root)" in det and "default: train2017" in det
+    assert "--head-channels HEAD_CHANNELS width of the FPN head; default: 64 (synthetic), 256 (--data-root)" in seg
+    assert "--bpp-grid B1,B2,... target bitrates of the sweep; default: 0.1,0.2,0.5,1,2" in seg
+    assert "--tiny uses --train-size 48, --val-size 24" in seg and "default: results/seg" in seg
+    # Every setting shows its default: the values are no longer hidden behind --dry-run.
+    for name in ("cls", "det", "seg"):
+        task = get_task(name)
+        helps = {a.dest: a.help for a in make_parser(task, "")._actions}
+        for f in dataclasses.fields(task.settings(True)):
+            assert "; default: " in helps[f.name], f.name
 
 
 # ------------------------------------------------------------------------------------------------ codecs, loops
@@ -295,3 +349,119 @@ def test_replace_dir_swaps_whole_folders(tmp_path):
     dst.rename(tmp_path / "ckpt.old")
     assert resolve_dir(dst) == tmp_path / "ckpt.old"
     assert resolve_dir(tmp_path / "none") is None
+
+
+def test_random_states_round_trip(tmp_path):
+    gen = torch.Generator().manual_seed(5)
+    state = rng.capture({"augment": gen})
+    rng.save(state, tmp_path / "rng.pt")
+
+    def draw():
+        return (random.random(), float(np.random.rand()), float(torch.rand(())), float(torch.rand((), generator=gen)))
+
+    first = draw()
+    draw()
+    assert rng.restore(rng.load(tmp_path / "rng.pt"), {"augment": gen, "other": torch.Generator()}) == ["other"]
+    assert draw() == first
+
+
+def test_atomic_writes_follow_the_umask(tmp_path):
+    old = os.umask(0o027)
+    try:
+        atomic_write_json(tmp_path / "a.json", {"x": 1})
+        atomic_torch_save({"w": torch.zeros(1)}, tmp_path / "m.pt")
+    finally:
+        os.umask(old)
+    # mkstemp makes 0600 files; the umask (not mkstemp) decides.
+    assert (tmp_path / "a.json").stat().st_mode & 0o777 == 0o640
+    assert (tmp_path / "m.pt").stat().st_mode & 0o777 == 0o640
+
+
+def test_writes_refuse_links_out_of_the_output_dir(tmp_path):
+    out, elsewhere = tmp_path / "out", tmp_path / "elsewhere"
+    out.mkdir()
+    elsewhere.mkdir()
+    (elsewhere / "results.json").write_text("mine")
+    (out / "ckpt").symlink_to(elsewhere)
+    (out / "results.json").symlink_to(elsewhere / "results.json")
+    with pytest.raises(OutputDirError, match="symbolic link"):
+        atomic_write_json(out / "ckpt" / "progress.json", {}, root=out)
+    with pytest.raises(OutputDirError, match="symbolic link"):
+        write_report({"rows": []}, out)
+    with pytest.raises(OutputDirError, match="symbolic link"):
+        replace_dir(tmp_path, out / "ckpt" / "clean", root=out)
+    with pytest.raises(OutputDirError, match="outside"):
+        atomic_write_json(tmp_path / "x.json", {}, root=out)
+    assert sorted(p.name for p in elsewhere.iterdir()) == ["results.json"]
+    assert (elsewhere / "results.json").read_text() == "mine"
+    with pytest.raises(OutputDirError, match="symbolic link"):
+        claim_output_dir(out, resume=True, overwrite=False)
+
+
+def test_claim_output_dir_keeps_earlier_runs(tmp_path):
+    out = tmp_path / "run"
+    lock, note = claim_output_dir(out, resume=False, overwrite=False)  # a new folder
+    lock.release()
+    assert note is None
+    (out / "ckpt").mkdir()
+    (out / "ckpt" / "mine.txt").write_text("keep")
+    (out / "results.json").write_text("{}")
+    with pytest.raises(OutputDirError, match=r"earlier run \(ckpt, results.json\).*--overwrite"):
+        claim_output_dir(out, resume=False, overwrite=False)
+    with pytest.raises(OutputDirError, match="--overwrite"):
+        claim_output_dir(out, resume=True, overwrite=False)  # --resume without a state: nothing to continue
+    assert (out / "ckpt" / "mine.txt").read_text() == "keep"
+    (out / "state.json").write_text("{}")
+    with pytest.raises(OutputDirError, match="continue it with --resume"):
+        claim_output_dir(out, resume=False, overwrite=False)
+    lock, _ = claim_output_dir(out, resume=True, overwrite=False)
+    with pytest.raises(OutputDirError, match=f"another run is using {out}.*pid {os.getpid()}"):
+        claim_output_dir(out, resume=True, overwrite=False)
+    lock.release()
+    lock, note = claim_output_dir(out, resume=False, overwrite=True)
+    lock.release()
+    (previous,) = out.glob("previous-*")
+    assert note and str(previous) in note
+    assert (previous / "ckpt" / "mine.txt").read_text() == "keep" and (previous / "state.json").is_file()
+    assert not (out / "ckpt").exists() and not (out / "results.json").exists()
+    with RunLock(out):
+        pass  # released again
+
+
+def test_expected_failures_end_with_one_line(monkeypatch, capsys):
+    from augcomp.experiment import recipe
+
+    task = get_task("cls")
+    disk = [  # the environment failed: the message says how to go on
+        (OSError(errno.ENOSPC, "No space left on device", "/out/ckpt/model.safetensors"), "No space left on device"),
+        (OSError(errno.EROFS, "Read-only file system", "/out/state.json"), "cannot write /out/state.json"),
+        (PermissionError(errno.EACCES, "Permission denied", "/out/results.json"), "Permission denied"),
+        (RuntimeError("[enforce fail at inline_container.cc:603] . unexpected pos 4992 vs 4880"), "saving failed"),
+    ]
+    mistakes = [(OutputDirError("another run is using /out"), "another run is using /out"),
+                (PretrainedUnavailableError("offline, no weights"), "offline, no weights")]
+    for exc, text in disk + mistakes:
+        def fail(*a, exc=exc, **k):
+            raise exc
+
+        monkeypatch.setattr(recipe, "run_recipe", fail)
+        with pytest.raises(SystemExit) as info:
+            recipe.recipe_entry_point(task, "")
+        message = str(info.value.code)
+        assert message.startswith("error: ") and text in message and "\n" not in message, message
+        assert ("--resume" in message) == ((exc, text) in disk)
+
+    def interrupted(*a, **k):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(recipe, "run_recipe", interrupted)
+    with pytest.raises(SystemExit) as info:
+        recipe.recipe_entry_point(task, "")
+    assert info.value.code == 130 and "interrupted; rerun with --resume" in capsys.readouterr().err
+
+    def bug(*a, **k):
+        raise ZeroDivisionError("a bug keeps its traceback")
+
+    monkeypatch.setattr(recipe, "run_recipe", bug)
+    with pytest.raises(ZeroDivisionError):
+        recipe.recipe_entry_point(task, "")

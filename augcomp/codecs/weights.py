@@ -39,7 +39,9 @@ __all__ = [
     "load_into",
     "load_package_states",
     "package_dir",
+    "read_state_dict",
     "resolve_zoo_file",
+    "save_package_states",
     "zoo_url",
 ]
 
@@ -186,21 +188,41 @@ def _hash_prefix(filename: str) -> str | None:
     return tail if len(tail) >= 8 and all(c in "0123456789abcdef" for c in tail) else None
 
 
-def load_checkpoint(path: Path) -> dict[str, Tensor]:
-    """A state dict from a ``.pth``/``.pth.tar``/``.safetensors`` checkpoint (training checkpoints unwrapped)."""
+def read_state_dict(path: str | os.PathLike) -> dict[str, Tensor]:
+    """The state dict in a checkpoint file, keys as saved.
+
+    Reads safetensors files and ``torch.save`` files (``weights_only``, so no code runs); a training checkpoint's
+    dictionary is unwrapped from its ``"state_dict"`` or ``"model"`` entry.
+
+    Raises:
+        FileNotFoundError: no file at ``path``.
+        ValueError: the file holds no state dict.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint {path} does not exist")
     if path.suffix == ".safetensors":
         from safetensors.torch import load_file
 
         state: Any = load_file(str(path))
     else:
         state = torch.load(path, map_location="cpu", weights_only=True)
-    if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
-        state = state["state_dict"]
+    if isinstance(state, dict):
+        for key in ("state_dict", "model"):
+            if isinstance(state.get(key), dict):
+                state = state[key]
+                break
     if not isinstance(state, dict):
         raise ValueError(f"{path} does not hold a state dict")
+    return state
+
+
+def load_checkpoint(path: Path) -> dict[str, Tensor]:
+    """A CompressAI state dict from a ``.pth``/``.pth.tar``/``.safetensors`` checkpoint (see :func:`read_state_dict`),
+    with keys of older CompressAI versions renamed."""
     from compressai.zoo import load_state_dict as rename_keys
 
-    return rename_keys(state)
+    return rename_keys(read_state_dict(path))
 
 
 def package_dir() -> Path:
@@ -243,6 +265,36 @@ def load_package_states(name: str, weights: str | os.PathLike | None = None) -> 
         states.append({k[len(prefix):]: v.float() if v.is_floating_point() else v
                        for k, v in tensors.items() if k.startswith(prefix)})
     return meta, states
+
+
+def save_package_states(folder: str | os.PathLike, name: str, states: list[dict[str, Tensor]],
+                        meta: dict[str, Any]) -> tuple[Path, Path]:
+    """Writes a codec in the format :func:`load_package_states` reads: ``<name>.safetensors`` and ``<name>.json``.
+
+    Args:
+        folder: where the two files go (created if needed).
+        name: the codec name.
+        states: one state dict per level, lowest rate first. The Gaussian conditional's CDF tables are left out
+            (they follow from its ``scale_table``); other tensors are saved in their dtype.
+        meta: metadata for the JSON; ``name``, ``levels``, ``weights_file`` and ``weights_format`` are filled in.
+
+    Returns:
+        ``(weights_file, json_file)``.
+    """
+    from safetensors.torch import save_file
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    tensors = {f"q{k}.{key}": t.detach().contiguous() for k, state in enumerate(states, start=1)
+               for key, t in state.items() if key not in _GC_TABLES}
+    weights_file = folder / f"{name}.safetensors"
+    save_file(tensors, str(weights_file), metadata={"name": name, "format": "q{level}.{state_dict key}"})
+    fmt = meta.get("weights_format", "q{level}.{state_dict key}; the Gaussian conditional's tables are rebuilt "
+                                     "from its scale_table")
+    meta = {"name": name, **meta, "levels": len(states), "weights_file": weights_file.name, "weights_format": fmt}
+    json_file = folder / f"{name}.json"
+    json_file.write_text(json.dumps(meta, indent=1) + "\n")
+    return weights_file, json_file
 
 
 def load_into(model: torch.nn.Module, state: dict[str, Tensor], what: str) -> None:

@@ -1,27 +1,25 @@
 """The robustness protocol shared by ``recipes/{cls,det,seg}.py``.
 
 clean model -> sweep (clean and every codec x bitrate) -> finetune on images compressed on the device -> sweep
-again -> report (``results.json``, ``results.md``, ``robustness.png``), with resumable state and atomic writes.
+again -> report (``results.json``, ``results.md``, ``robustness.png``), with exactly resumable state, atomic writes, a
+locked output folder that nothing is written outside of, and one-line errors for expected failures.
 """
 
 from augcomp.experiment.args import make_parser, parse_args, parse_bpp_range, parse_grid
 from augcomp.experiment.codecs import CodecUnavailableError, codec_usable, resolve_codecs
+from augcomp.experiment.errors import OutputDirError, RecipeError
 from augcomp.experiment.io import RunState, atomic_torch_save, atomic_write_json, atomic_write_text
 from augcomp.experiment.loops import apply_compress, compress_images, evaluate, train_epoch, warmup_cosine
-from augcomp.experiment.protocol import (
-    Protocol,
-    StopRequested,
-    main,
-    make_accelerator,
-    plan,
-    recipe_entry_point,
-    run_recipe,
-)
+from augcomp.experiment.outdir import claim_output_dir
+from augcomp.experiment.protocol import Protocol, StopRequested
+from augcomp.experiment.recipe import main, make_accelerator, plan, recipe_entry_point, run_recipe
 from augcomp.experiment.report import build_results, plot_robustness, recovery, results_markdown, write_report
 
 __all__ = [
     "CodecUnavailableError",
+    "OutputDirError",
     "Protocol",
+    "RecipeError",
     "RunState",
     "StopRequested",
     "apply_compress",
@@ -29,6 +27,7 @@ __all__ = [
     "atomic_write_json",
     "atomic_write_text",
     "build_results",
+    "claim_output_dir",
     "codec_usable",
     "compress_images",
     "evaluate",

@@ -1,40 +1,22 @@
-"""Which codecs a run can use: resolving ``--codecs`` and probing that weights are present."""
+"""Which codecs a run can use: resolving ``--codecs`` with :func:`augcomp.availability.codec_available`."""
 
 from __future__ import annotations
 
-import os
-from contextlib import contextmanager
-
-import torch
+from augcomp.availability import codec_available
 
 __all__ = ["CodecUnavailableError", "codec_usable", "resolve_codecs"]
 
 
 class CodecUnavailableError(RuntimeError):
-    """A codec named on the command line cannot be built here (its weights are missing)."""
-
-
-@contextmanager
-def _offline():
-    # The weights module reads this variable on every lookup; it stops any download attempt.
-    from augcomp.codecs.weights import OFFLINE_ENV_VAR
-
-    old = os.environ.get(OFFLINE_ENV_VAR)
-    os.environ[OFFLINE_ENV_VAR] = "1"
-    try:
-        yield
-    finally:
-        if old is None:
-            os.environ.pop(OFFLINE_ENV_VAR, None)
-        else:
-            os.environ[OFFLINE_ENV_VAR] = old
+    """A codec named on the command line cannot be built here (its package or weights are missing)."""
 
 
 def codec_usable(name: str, *, allow_download: bool = True) -> tuple[bool, str]:
     """Whether codec ``name`` works here, by building it and compressing a tiny image at every model it holds.
 
-    JPEG needs no weights. A neural codec is usable when its weights load: shipped with the package, found on disk
-    or (with ``allow_download``) downloaded. Building each model once also warms the codec cache for the run.
+    A codec without weights is usable when its packages are installed and it builds. A neural codec is usable when
+    its weights load: shipped with the package, found on disk or (with ``allow_download``) downloaded. Building
+    each model once also warms the codec cache for the run.
 
     Args:
         name: a registered codec name.
@@ -43,38 +25,15 @@ def codec_usable(name: str, *, allow_download: bool = True) -> tuple[bool, str]:
     Returns:
         ``(usable, reason)``; ``reason`` explains a failure and is empty otherwise.
     """
-    from augcomp import codecs
-
-    try:
-        entry = codecs.entry(name)
-    except ValueError as e:
-        return False, str(e)
-    if entry.weights == "none":
-        return True, ""
-    lo, hi = entry.level_range
-    levels = [float(v) for v in range(int(lo), int(hi) + 1)] if entry.discrete else [float(lo), float(hi)]
-    side = max(16, entry.pad_multiple)
-    x = torch.full((1, 3, side, side), 0.5)
-    try:
-        if allow_download:
-            codec = codecs.get(name)
-            for level in levels:
-                codec(x, torch.tensor([level]))
-        else:
-            with _offline():
-                codec = codecs.get(name)
-                for level in levels:
-                    codec(x, torch.tensor([level]))
-    except (FileNotFoundError, ImportError, ModuleNotFoundError) as e:
-        return False, f"{type(e).__name__}: {e}"
-    return True, ""
+    ok, detail = codec_available(name, probe=True, allow_download=allow_download)
+    return ok, "" if ok else detail
 
 
 def resolve_codecs(spec: str | list[str]) -> tuple[list[str], dict[str, str]]:
     """Turns a ``--codecs`` value into the codecs to sweep.
 
-    ``spec`` is a comma-separated list of codec names, or ``"available"``: JPEG plus every registered neural codec
-    whose weights are already here (the codec shipped with the package included), without downloading anything.
+    ``spec`` is a comma-separated list of codec names, or ``"available"``: every registered codec usable here
+    (the codec shipped with the package included), without downloading anything.
 
     Args:
         spec: the option's value, or a list of names.
@@ -83,7 +42,8 @@ def resolve_codecs(spec: str | list[str]) -> tuple[list[str], dict[str, str]]:
         ``(names, skipped)``: the codecs to use, and for ``"available"`` the ones left out with the reason.
 
     Raises:
-        CodecUnavailableError: a codec named explicitly is unknown or its weights cannot be found or downloaded.
+        CodecUnavailableError: a codec named explicitly is unknown, or its package or weights cannot be found or
+            downloaded.
     """
     from augcomp import codecs
 
@@ -106,7 +66,7 @@ def resolve_codecs(spec: str | list[str]) -> tuple[list[str], dict[str, str]]:
         if not ok:
             raise CodecUnavailableError(
                 f"codec {name!r} cannot be used: {reason}. Known codecs: {', '.join(codecs.list())}; "
-                "'--codecs available' uses every codec whose weights are present."
+                "'--codecs available' uses every codec usable here."
             )
         if name not in out:
             out.append(name)

@@ -1,7 +1,9 @@
 """Atomic writes and the resume state of a run.
 
 Every file the protocol writes is first written next to its destination and then moved into place with
-:func:`os.replace`, so a run killed at any moment leaves either the old file or the new one, never half of one.
+:func:`os.replace`, so a run killed at any moment leaves either the old file or the new one, never half of one. The
+files get the permissions the umask gives (a temporary file starts private). Given ``root``, a write refuses a
+destination that a symbolic link would take outside ``root``.
 """
 
 from __future__ import annotations
@@ -10,13 +12,18 @@ import json
 import os
 import shutil
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from augcomp.experiment.errors import OutputDirError
+
 __all__ = [
+    "ensure_within",
+    "file_mode",
     "atomic_write_text",
     "atomic_write_json",
     "atomic_torch_save",
@@ -30,16 +37,79 @@ __all__ = [
 PHASES: tuple[str, ...] = ("clean", "sweep_before", "finetune", "sweep_after", "report")
 
 
+_UMASK_LOCK = threading.Lock()
+
+
+def file_mode() -> int:
+    """The mode a new file gets from the current umask (``0o644`` under the usual ``022``)."""
+    # The umask can only be read by setting it, which races with other threads; Linux also shows it in /proc.
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return 0o666 & ~int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    with _UMASK_LOCK:
+        mask = os.umask(0o022)
+        os.umask(mask)
+    return 0o666 & ~mask
+
+
+def ensure_within(root: str | os.PathLike, path: str | os.PathLike) -> Path:
+    """``path``, after checking that writing it stays inside ``root``.
+
+    ``root`` itself may be a link (the user named it); below it, no existing part of ``path`` may be a symbolic
+    link, since writing through one would put files elsewhere (or replace a file the link points to).
+
+    Raises:
+        OutputDirError: ``path`` is not below ``root``, or a part of it is a symbolic link.
+    """
+    root, path = Path(root), Path(path)
+    try:
+        parts = path.relative_to(root).parts
+    except ValueError:
+        parts = ("..",)
+    if ".." in parts:
+        raise OutputDirError(f"{path} is outside the output folder {root}")
+    current = root
+    for part in parts:
+        current = current / part
+        if current.is_symlink():
+            raise OutputDirError(
+                f"{current} is a symbolic link; a run writes only inside its --output-dir ({root}) and does not "
+                "follow links there. Remove the link, or choose another --output-dir"
+            )
+    return path
+
+
 def _tmp_path(path: Path) -> Path:
     fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
+    try:
+        # mkstemp makes the file private (0600); the finished file should have the umask's mode like any other.
+        os.fchmod(fd, file_mode())
+    finally:
+        os.close(fd)
     return Path(name)
 
 
-def atomic_write_text(path: str | os.PathLike, text: str) -> None:
-    """Writes ``text`` to ``path`` atomically (temporary file in the same folder, then :func:`os.replace`)."""
+def _prepare(path: str | os.PathLike, root: str | os.PathLike | None) -> Path:
     path = Path(path)
+    if root is not None:
+        ensure_within(root, path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def atomic_write_text(path: str | os.PathLike, text: str, root: str | os.PathLike | None = None) -> None:
+    """Writes ``text`` to ``path`` atomically (temporary file in the same folder, then :func:`os.replace`).
+
+    Args:
+        path: the destination.
+        text: its contents (UTF-8).
+        root: when given, the folder that the write must stay inside (see :func:`ensure_within`).
+    """
+    path = _prepare(path, root)
     tmp = _tmp_path(path)
     try:
         with open(tmp, "w", encoding="utf-8") as f:
@@ -51,15 +121,14 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
         tmp.unlink(missing_ok=True)
 
 
-def atomic_write_json(path: str | os.PathLike, obj: Any) -> None:
-    """Writes ``obj`` as indented JSON to ``path`` atomically."""
-    atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=False) + "\n")
+def atomic_write_json(path: str | os.PathLike, obj: Any, root: str | os.PathLike | None = None) -> None:
+    """Writes ``obj`` as indented JSON to ``path`` atomically (``root``: see :func:`atomic_write_text`)."""
+    atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=False) + "\n", root)
 
 
-def atomic_torch_save(obj: Any, path: str | os.PathLike) -> None:
-    """:func:`torch.save` to ``path`` atomically."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+def atomic_torch_save(obj: Any, path: str | os.PathLike, root: str | os.PathLike | None = None) -> None:
+    """:func:`torch.save` to ``path`` atomically (``root``: see :func:`atomic_write_text`)."""
+    path = _prepare(path, root)
     tmp = _tmp_path(path)
     try:
         torch.save(obj, tmp)
@@ -68,10 +137,9 @@ def atomic_torch_save(obj: Any, path: str | os.PathLike) -> None:
         tmp.unlink(missing_ok=True)
 
 
-def atomic_savefig(fig: Any, path: str | os.PathLike, **kwargs: Any) -> None:
+def atomic_savefig(fig: Any, path: str | os.PathLike, root: str | os.PathLike | None = None, **kwargs: Any) -> None:
     """Saves a matplotlib figure to ``path`` atomically; the format follows the suffix of ``path``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path = _prepare(path, root)
     tmp = _tmp_path(path)
     try:
         fig.savefig(tmp, format=path.suffix.lstrip(".") or "png", **kwargs)
@@ -80,14 +148,22 @@ def atomic_savefig(fig: Any, path: str | os.PathLike, **kwargs: Any) -> None:
         tmp.unlink(missing_ok=True)
 
 
-def replace_dir(src: str | os.PathLike, dst: str | os.PathLike) -> None:
+def replace_dir(src: str | os.PathLike, dst: str | os.PathLike, root: str | os.PathLike | None = None) -> None:
     """Moves the finished folder ``src`` to ``dst``, replacing an older ``dst``.
 
     A folder cannot be renamed over a non-empty one, so the old one is first moved aside to ``dst + ".old"``;
     :func:`resolve_dir` finds that copy if the process dies between the two renames.
+
+    Args:
+        src: the finished folder.
+        dst: where it goes.
+        root: when given, the folder that ``dst`` and its ``.old`` copy must stay inside (see :func:`ensure_within`).
     """
     src, dst = Path(src), Path(dst)
     old = dst.with_name(dst.name + ".old")
+    if root is not None:
+        ensure_within(root, dst)
+        ensure_within(root, old)
     if old.exists():
         shutil.rmtree(old)
     if dst.exists():
@@ -117,30 +193,34 @@ class RunState:
         path: location of the JSON file.
         data: the loaded contents; use :meth:`load` or :meth:`fresh`.
         write: whether this process writes the file (the main process).
+        root: the output folder that writes must stay inside (see :func:`ensure_within`), if any.
     """
 
-    def __init__(self, path: str | os.PathLike, data: dict[str, Any], write: bool = True) -> None:
+    def __init__(self, path: str | os.PathLike, data: dict[str, Any], write: bool = True,
+                 root: str | os.PathLike | None = None) -> None:
         self.path = Path(path)
         self.data = data
         self.write = write
+        self.root = root
 
     @classmethod
-    def fresh(cls, path: str | os.PathLike, config: dict[str, Any], write: bool = True) -> RunState:
+    def fresh(cls, path: str | os.PathLike, config: dict[str, Any], write: bool = True,
+              root: str | os.PathLike | None = None) -> RunState:
         data = {
             "version": 1,
             "config": config,
             "phases": {p: {"status": "pending"} for p in PHASES},
             "invocations": [],
         }
-        return cls(path, data, write)
+        return cls(path, data, write, root)
 
     @classmethod
-    def load(cls, path: str | os.PathLike, write: bool = True) -> RunState:
+    def load(cls, path: str | os.PathLike, write: bool = True, root: str | os.PathLike | None = None) -> RunState:
         with open(path, encoding="utf-8") as f:
             data = json.load(f)
         if data.get("version") != 1 or "phases" not in data:
             raise ValueError(f"{path} is not a state file written by augcomp.experiment")
-        return cls(path, data, write)
+        return cls(path, data, write, root)
 
     def begin_invocation(self, resumed: bool) -> None:
         self.data["invocations"].append(
@@ -165,4 +245,4 @@ class RunState:
 
     def save(self) -> None:
         if self.write:
-            atomic_write_json(self.path, self.data)
+            atomic_write_json(self.path, self.data, self.root)

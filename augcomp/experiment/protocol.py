@@ -1,7 +1,9 @@
 """The robustness protocol: clean model -> sweep -> finetune on compressed images -> sweep -> report.
 
-Every phase records its progress in ``<output_dir>/state.json``; training phases also save the accelerator state
-after every epoch, so ``--resume`` continues a killed run where it stopped and skips finished work.
+Every phase records its progress in ``<output_dir>/state.json``; training phases also save the accelerator state and
+every random state (:mod:`augcomp.experiment.rng`) after every epoch, so ``--resume`` continues a killed run where it
+stopped, skips finished work, and ends with the results an uninterrupted run would have. The output folder is locked
+for the run and nothing is written outside it (:mod:`augcomp.experiment.outdir`).
 """
 
 from __future__ import annotations
@@ -17,13 +19,22 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
-from augcomp.experiment.codecs import resolve_codecs
-from augcomp.experiment.io import RunState, atomic_torch_save, atomic_write_json, replace_dir, resolve_dir
+from augcomp.experiment import rng
+from augcomp.experiment.errors import RecipeError
+from augcomp.experiment.io import (
+    RunState,
+    atomic_torch_save,
+    atomic_write_json,
+    ensure_within,
+    file_mode,
+    replace_dir,
+    resolve_dir,
+)
 from augcomp.experiment.loops import evaluate, train_epoch, warmup_cosine
 from augcomp.experiment.report import build_results, point_key, write_report
 from augcomp.tasks.base import DataBundle, Task, load_checkpoint
 
-__all__ = ["Protocol", "StopRequested", "make_accelerator", "main", "plan"]
+__all__ = ["Protocol", "StopRequested"]
 
 # Settings that must not change between a run and its --resume: they change what the saved state means.
 RESUME_KEYS = ("task", "model", "model_kwargs", "data_root", "image_size", "train_size", "val_size", "seed",
@@ -32,24 +43,6 @@ RESUME_KEYS = ("task", "model", "model_kwargs", "data_root", "image_size", "trai
 
 class StopRequested(Exception):
     """Raised at the point named by ``--stop-after``; the run can be continued with ``--resume``."""
-
-
-def make_accelerator(args: argparse.Namespace) -> Any:
-    """An ``Accelerator`` configured from the common options (precision, CPU, accumulation, trackers)."""
-    from accelerate import Accelerator
-    from accelerate.utils import ProjectConfiguration
-
-    kwargs: dict[str, Any] = {
-        "cpu": args.cpu,
-        "gradient_accumulation_steps": args.grad_accum,
-        "project_config": ProjectConfiguration(project_dir=args.output_dir,
-                                               logging_dir=str(Path(args.output_dir) / "logs")),
-    }
-    if args.mixed_precision:
-        kwargs["mixed_precision"] = args.mixed_precision
-    if args.log_with:
-        kwargs["log_with"] = [s.strip() for s in args.log_with.split(",") if s.strip()]
-    return Accelerator(**kwargs)
 
 
 def _loader(dataset: Any, batch_size: int, train: bool, args: argparse.Namespace) -> DataLoader:
@@ -65,44 +58,6 @@ def _loader(dataset: Any, batch_size: int, train: bool, args: argparse.Namespace
         pin_memory=torch.cuda.is_available() and not args.cpu,
         persistent_workers=False,
     )
-
-
-def plan(task: Task, data: DataBundle, args: argparse.Namespace, codecs: list[str], skipped: dict[str, str],
-         num_processes: int = 1) -> str:
-    """The plan of a run as text (printed by ``--dry-run``): data, model, steps, bitrates, codecs, outputs."""
-    world = num_processes * args.batch_size * args.grad_accum
-    steps = len(data.train) // max(1, num_processes * args.batch_size)
-    opt_steps = math.ceil(steps / args.grad_accum)
-    if args.checkpoint:
-        clean = f"load --checkpoint {args.checkpoint}"
-    elif args.clean_epochs > 0:
-        init = "pretrained backbone" if args.pretrained else "random init"
-        clean = f"train {args.clean_epochs} epochs on clean images ({init}), lr {args.clean_lr:g}"
-    elif task.has_pretrained(args, data):
-        clean = f"pretrained weights of {args.model!r}"
-    else:
-        clean = "NONE: give --checkpoint or --clean-epochs (no complete pretrained model for this data)"
-    bpp = args.train_bpp
-    bpp_txt = f"{bpp:g} (fixed)" if isinstance(bpp, float) else f"{bpp[0]:g}-{bpp[1]:g} (log-uniform per sample)"
-    lines = [
-        f"task            {task.title} ({task.name}), headline metric {task.headline(args)}",
-        f"data            {data.description}",
-        f"                train {len(data.train)} images, val {len(data.val)} images, {data.num_classes} classes",
-        f"model           {args.model} {args.model_kwargs or ''}".rstrip(),
-        f"clean model     {clean}",
-        f"finetuning      {args.epochs} epochs x {opt_steps} optimizer steps (global batch {world}), "
-        f"lr {args.lr:g}, bpp {bpp_txt}, p={args.compress_p:g}",
-        f"sweep           clean + {len(codecs)} codec(s) x {len(args.bpp_grid)} bitrates, twice (before/after)",
-        f"bpp grid        {', '.join(f'{b:g}' for b in args.bpp_grid)}",
-        f"codecs          {', '.join(codecs)}",
-    ]
-    for name, reason in skipped.items():
-        lines.append(f"  skipped       {name}: {reason.splitlines()[0][:140]}")
-    lines += [
-        f"processes       {num_processes}, mixed precision {args.mixed_precision or 'accelerate default'}",
-        f"output          {args.output_dir} (results.json, results.md, robustness.png, state.json, ckpt/)",
-    ]
-    return "\n".join(lines)
 
 
 class Protocol:
@@ -161,24 +116,20 @@ class Protocol:
         main = acc.is_main_process
         resumed = bool(self.args.resume and path.is_file())
         if resumed:
-            state = RunState.load(path, write=main)
+            state = RunState.load(path, write=main, root=self.out)
             old = state.data.get("config", {})
             diff = {k: (old.get(k), v) for k, v in self._config().items() if old.get(k) != v}
             if diff:
-                raise ValueError(
+                raise RecipeError(
                     f"{path} was written with different settings {diff} (saved, given); resume with the same "
                     "settings, or start a new run in another --output-dir"
                 )
             acc.print(f"resuming the run in {self.out}")
         else:
+            # An earlier run's files were refused or moved aside by claim_output_dir before this point.
             if self.args.resume:
                 acc.print(f"--resume: no state in {self.out}; starting a new run")
-            if main:
-                # A fresh run must not pick up checkpoints of an older one.
-                shutil.rmtree(self.out / "ckpt", ignore_errors=True)
-                for name in ("clean_model.pt", "finetuned_model.pt"):
-                    (self.out / name).unlink(missing_ok=True)
-            state = RunState.fresh(path, self._config(), write=main)
+            state = RunState.fresh(path, self._config(), write=main, root=self.out)
         acc.wait_for_everyone()
         state.begin_invocation(resumed)
         return state
@@ -194,12 +145,15 @@ class Protocol:
 
     def _load(self, path: Path) -> nn.Module:
         model = self._build(pretrained=False)
-        load_checkpoint(model, path)
+        try:
+            load_checkpoint(model, path)
+        except FileNotFoundError as e:
+            raise RecipeError(f"{e}; check --checkpoint") from None
         return model
 
     def _save_model(self, model: nn.Module, path: Path) -> None:
         if self.acc.is_main_process:
-            atomic_torch_save(self.acc.unwrap_model(model).state_dict(), path)
+            atomic_torch_save(self.acc.unwrap_model(model).state_dict(), path, root=self.out)
         self.acc.wait_for_everyone()
 
     def _clean(self) -> nn.Module:
@@ -219,7 +173,7 @@ class Protocol:
             model = self._build(pretrained=True)
             source = f"pretrained {args.model}"
         else:
-            raise ValueError(
+            raise RecipeError(
                 f"no clean model: {args.model!r} has no pretrained weights that fit this {self.task.title} data "
                 f"({self.data.num_classes} classes). Give --checkpoint PATH, or train one with --clean-epochs N "
                 "(add --pretrained to start from a pretrained backbone)."
@@ -265,18 +219,24 @@ class Protocol:
         # phase's model, optimizer and scheduler.
         acc.free_memory()
         model, optimizer, loader, scheduler = acc.prepare(model, optimizer, loader, scheduler)
+        # Generators owned by objects, which accelerate's save_state does not keep (the global ones it does).
+        generators = rng.loader_generators(loader)
+        if isinstance(getattr(aug, "generator", None), torch.Generator):
+            generators["augment"] = aug.generator
         start_epoch = 0
         ckpt = resolve_dir(self.out / "ckpt" / phase)
         if ckpt is not None and self.state.phase(phase).get("epochs_done", 0) > 0:
             acc.load_state(str(ckpt))
             start_epoch = int(_read_json(ckpt / "progress.json")["epochs_done"])
+            self._restore_random(ckpt, generators)
             acc.print(f"{phase}: resuming after epoch {start_epoch} from {ckpt}")
         self.state.set(phase, status="running")
         for epoch in range(start_epoch, epochs):
             t0 = time.time()
             stats = train_epoch(acc, self.task, model, optimizer, scheduler, loader, aug=aug,
                                 clip_grad_norm=args.clip_grad_norm, desc=f"{phase} {epoch + 1}/{epochs}")
-            self._save_state(phase, epoch + 1)
+            # Taken before anything else can draw, so a resumed run starts its next epoch from exactly here.
+            self._save_state(phase, epoch + 1, rng.capture(generators))
             seconds = time.time() - t0
             note = f", train bpp {stats['bpp']:.3f}" if math.isfinite(stats["bpp"]) else ""
             acc.print(f"{phase} epoch {epoch + 1}/{epochs}: loss {stats['loss']:.4f}{note} ({seconds:.0f} s)")
@@ -291,18 +251,35 @@ class Protocol:
         acc.free_memory()
         return model
 
-    def _save_state(self, phase: str, epochs_done: int) -> None:
+    def _restore_random(self, ckpt: Path, generators: dict[str, torch.Generator]) -> None:
+        path = Path(rng.state_file(ckpt, self.acc.process_index))
+        if not path.is_file():
+            self.acc.print(f"warning: {path} is missing (a checkpoint of an older augcomp); the resumed run draws "
+                           "different random numbers than an uninterrupted one would")
+            return
+        missing = rng.restore(rng.load(path), generators)
+        if missing:
+            self.acc.print(f"warning: {path} holds no state for {', '.join(missing)}")
+
+    def _save_state(self, phase: str, epochs_done: int, random_state: dict[str, Any]) -> None:
         acc = self.acc
         final = self.out / "ckpt" / phase
-        tmp = final.with_name(final.name + ".tmp")
+        tmp = ensure_within(self.out, final.with_name(final.name + ".tmp"))
+        ensure_within(self.out, final)
         if acc.is_main_process and tmp.exists():
             shutil.rmtree(tmp)
         acc.wait_for_everyone()
         acc.save_state(str(tmp))
+        rng.save(random_state, rng.state_file(tmp, acc.process_index))
         acc.wait_for_everyone()
         if acc.is_main_process:
-            atomic_write_json(tmp / "progress.json", {"phase": phase, "epochs_done": epochs_done})
-            replace_dir(tmp, final)
+            # safetensors writes private (0600) files; the checkpoint should follow the umask like the rest.
+            mode = file_mode()
+            for path in tmp.rglob("*"):
+                if path.is_file() and not path.is_symlink():
+                    path.chmod(mode)
+            atomic_write_json(tmp / "progress.json", {"phase": phase, "epochs_done": epochs_done}, root=self.out)
+            replace_dir(tmp, final, root=self.out)
         acc.wait_for_everyone()
 
     # ------------------------------------------------------------------------------------------ sweep
@@ -401,50 +378,3 @@ def _read_json(path: Path) -> dict[str, Any]:
 
     with open(path, encoding="utf-8") as f:
         return json.load(f)
-
-
-def main(task: Task, args: argparse.Namespace) -> dict[str, Any] | None:
-    """Everything a recipe does after parsing: accelerator, data, codecs, then the plan or the protocol.
-
-    Returns:
-        The results (as written to ``results.json``), or None for ``--dry-run`` and ``--stop-after``.
-    """
-    from accelerate.utils import set_seed
-
-    accelerator = make_accelerator(args)
-    set_seed(args.seed)
-    data = task.build_data(args)
-    codecs, skipped = resolve_codecs(args.codecs)
-    if not codecs:
-        raise ValueError(f"--codecs {args.codecs!r} leaves no usable codec")
-    if args.dry_run:
-        accelerator.print(plan(task, data, args, codecs, skipped, accelerator.num_processes))
-        return None
-    for name, reason in skipped.items():
-        accelerator.print(f"codec {name} skipped: {reason.splitlines()[0][:160]}")
-    start = time.time()
-    results = Protocol(accelerator, task, data, args, codecs).run()
-    accelerator.print(f"total {time.time() - start:.0f} s")
-    return results
-
-
-def run_recipe(task: Task, description: str, argv: list[str] | None = None) -> dict[str, Any] | None:
-    """Everything a recipe script does: parse ``argv`` (the command line by default) for ``task`` and run the
-    protocol. Returns the results, or None for ``--dry-run``."""
-    from augcomp.experiment.args import make_parser, parse_args
-
-    parser = make_parser(task, description=description)
-    return main(task, parse_args(parser, task, argv))
-
-
-def recipe_entry_point(task: Task, description: str) -> None:
-    """``run_recipe`` for ``if __name__ == "__main__"``: expected failures end with a one-line error."""
-    import sys
-
-    from augcomp.experiment.codecs import CodecUnavailableError
-    from augcomp.tasks import PretrainedUnavailableError
-
-    try:
-        run_recipe(task, description)
-    except (PretrainedUnavailableError, CodecUnavailableError) as e:
-        sys.exit(f"error: {e}")

@@ -136,7 +136,7 @@ def results_markdown(results: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def plot_robustness(results: dict[str, Any], path: str | os.PathLike) -> None:
+def plot_robustness(results: dict[str, Any], path: str | os.PathLike, root: str | os.PathLike | None = None) -> None:
     """Metric versus achieved bpp (log x), before (dashed) and after (solid) finetuning, one colour per codec;
     the clean metric before and after as horizontal lines."""
     import matplotlib
@@ -170,16 +170,17 @@ def plot_robustness(results: dict[str, Any], path: str | os.PathLike) -> None:
         ax.grid(True, which="both", alpha=0.3)
         ax.legend(fontsize=7, loc="lower right")
         fig.tight_layout()
-        atomic_savefig(fig, path)
+        atomic_savefig(fig, path, root)
     finally:
         plt.close(fig)
 
 
 def write_report(results: dict[str, Any], output_dir: str | os.PathLike) -> dict[str, Path]:
-    """Writes ``results.json``, ``results.md`` and ``robustness.png`` into ``output_dir`` (each atomically)."""
+    """Writes ``results.json``, ``results.md`` and ``robustness.png`` into ``output_dir`` (each atomically, none
+    through a symbolic link)."""
     out = Path(output_dir)
     paths = {"json": out / "results.json", "md": out / "results.md", "png": out / "robustness.png"}
-    atomic_write_json(paths["json"], results)
-    atomic_write_text(paths["md"], results_markdown(results))
-    plot_robustness(results, paths["png"])
+    atomic_write_json(paths["json"], results, root=out)
+    atomic_write_text(paths["md"], results_markdown(results), root=out)
+    plot_robustness(results, paths["png"], root=out)
     return paths

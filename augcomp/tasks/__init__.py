@@ -2,21 +2,40 @@
 
 from __future__ import annotations
 
-from augcomp.tasks.base import DataBundle, Normalize, PretrainedUnavailableError, Task, load_checkpoint, to_float
-from augcomp.tasks.classification import ClassificationTask, Classifier
-from augcomp.tasks.detection import DetectionTask, TimmFPNBackbone, build_fcos
-from augcomp.tasks.segmentation import FPNSegmenter, SegmentationTask
+from augcomp.tasks.base import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    CheckpointError,
+    DataBundle,
+    Normalize,
+    PretrainedUnavailableError,
+    Task,
+    load_checkpoint,
+    to_float,
+)
+from augcomp.tasks.classification import ClassificationSettings, ClassificationTask, Classifier
+from augcomp.tasks.detection import DetectionSettings, DetectionTask, TimmFPNBackbone, build_fcos
+from augcomp.tasks.segmentation import FPNSegmenter, SegmentationSettings, SegmentationTask
+from augcomp.tasks.settings import TINY, Settings
 
 __all__ = [
+    "IMAGENET_MEAN",
+    "IMAGENET_STD",
+    "CheckpointError",
     "Classifier",
+    "ClassificationSettings",
     "ClassificationTask",
     "DataBundle",
+    "DetectionSettings",
     "DetectionTask",
     "FPNSegmenter",
     "Normalize",
     "PretrainedUnavailableError",
+    "SegmentationSettings",
     "SegmentationTask",
+    "Settings",
     "TASKS",
+    "TINY",
     "Task",
     "TimmFPNBackbone",
     "build_fcos",

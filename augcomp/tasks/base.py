@@ -9,13 +9,25 @@ from __future__ import annotations
 import argparse
 import os
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from torch import Tensor, nn
 from torch.utils.data import Dataset
 
-__all__ = ["Task", "DataBundle", "PretrainedUnavailableError", "Normalize", "load_checkpoint", "to_float"]
+from augcomp.tasks.settings import Settings
+
+__all__ = [
+    "CheckpointError",
+    "DataBundle",
+    "IMAGENET_MEAN",
+    "IMAGENET_STD",
+    "Normalize",
+    "PretrainedUnavailableError",
+    "Task",
+    "load_checkpoint",
+    "to_float",
+]
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -23,6 +35,10 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 
 class PretrainedUnavailableError(RuntimeError):
     """Pretrained weights were asked for but cannot be obtained (typically: offline and not cached)."""
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint file holds no state dict, or one that does not fit the model."""
 
 
 @dataclass
@@ -98,29 +114,20 @@ def load_checkpoint(model: nn.Module, path: str | os.PathLike) -> None:
     """Loads a state dict into ``model``.
 
     Accepts what this package saves (``clean_model.pt``, ``finetuned_model.pt``), a bare state dict of the
-    model, a dictionary holding one under ``"model"`` or ``"state_dict"``, a safetensors file, and state dicts of
-    the inner network of a wrapper (keys without the wrapper's ``net.`` prefix) or with DDP's ``module.`` prefix.
+    model, a dictionary holding one under ``"model"`` or ``"state_dict"``, a safetensors file (all read by
+    :func:`augcomp.codecs.weights.read_state_dict`), and state dicts of the inner network of a wrapper (keys without
+    the wrapper's ``net.`` prefix) or with DDP's ``module.`` prefix.
 
     Raises:
         FileNotFoundError: no file at ``path``.
-        RuntimeError: the keys or shapes do not fit the model.
+        CheckpointError: the file holds no state dict, or its keys or shapes do not fit the model.
     """
-    path = os.fspath(path)
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"checkpoint {path} does not exist")
-    if path.endswith(".safetensors"):
-        from safetensors.torch import load_file
+    from augcomp.codecs.weights import read_state_dict
 
-        state: Any = load_file(path)
-    else:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    if isinstance(state, dict):
-        for key in ("model", "state_dict"):
-            if key in state and isinstance(state[key], dict):
-                state = state[key]
-                break
-    if not isinstance(state, dict):
-        raise RuntimeError(f"{path} does not hold a state dict")
+    try:
+        state = read_state_dict(path)
+    except ValueError as e:
+        raise CheckpointError(str(e)) from None
     state = {(k[len("module."):] if k.startswith("module.") else k): v for k, v in state.items()}
     own = model.state_dict()
     if not set(state) & set(own) and hasattr(model, "net"):
@@ -129,12 +136,12 @@ def load_checkpoint(model: nn.Module, path: str | os.PathLike) -> None:
         missing, unexpected = model.load_state_dict(state, strict=False)
     except RuntimeError as e:
         first = str(e).split("\n\t")[1:3]
-        raise RuntimeError(
+        raise CheckpointError(
             f"checkpoint {path} does not fit {type(model).__name__}: {'; '.join(first)}. "
             "Check --model (and --model-kwargs) match the checkpoint."
         ) from None
     if missing or unexpected:
-        raise RuntimeError(
+        raise CheckpointError(
             f"checkpoint {path} does not fit {type(model).__name__}: missing keys {missing[:5]}"
             f"{'...' if len(missing) > 5 else ''}, unexpected keys {unexpected[:5]}"
             f"{'...' if len(unexpected) > 5 else ''}. Check --model (and --model-kwargs) match the checkpoint."
@@ -154,15 +161,18 @@ class Task:
     name: str = ""
     title: str = ""
     gather_objects: bool = False
+    # The task's settings: a preset for the synthetic scenes and one for its real dataset, of one Settings subclass.
+    presets: ClassVar[dict[str, Settings]] = {"synthetic": Settings(), "real": Settings()}
 
-    # ------------------------------------------------------------------ command line
+    # ------------------------------------------------------------------ settings and command line
+
+    def settings(self, synthetic: bool, tiny: bool = False) -> Settings:
+        """The preset for the synthetic scenes or the real dataset; with ``tiny``, its ``--tiny`` variant."""
+        preset = self.presets["synthetic" if synthetic else "real"]
+        return preset.tiny() if tiny else preset
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
-        """Adds task-specific options."""
-
-    def defaults(self, synthetic: bool) -> dict[str, Any]:
-        """Values for options left unset on the command line, for synthetic data or a real dataset."""
-        raise NotImplementedError
+        """Adds options that are not settings (the settings' own options come from :attr:`presets`)."""
 
     # ------------------------------------------------------------------ data and model
 

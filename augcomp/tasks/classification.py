@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from dataclasses import dataclass
 from typing import Any
 
 import torch.nn.functional as F
@@ -11,12 +12,32 @@ from torch import Tensor, nn
 from torchmetrics import MetricCollection
 from torchmetrics.classification import MulticlassAccuracy
 
-from augcomp.tasks.base import DataBundle, Normalize, PretrainedUnavailableError, Task, synthetic_bundle
+from augcomp.tasks.base import IMAGENET_MEAN, IMAGENET_STD, DataBundle, Normalize, Task, synthetic_bundle
+from augcomp.tasks.pretrained import create_timm
+from augcomp.tasks.settings import Settings
 
-__all__ = ["ClassificationTask", "Classifier", "model_kwargs"]
+__all__ = ["ClassificationSettings", "ClassificationTask", "Classifier", "create_timm", "model_kwargs"]
 
 # The synthetic default: timm's resnet10t at a quarter of its width, small enough for a laptop CPU.
 NARROW_RESNET = {"channels": [32, 64, 128, 256], "stem_width": 16}
+
+
+@dataclass(frozen=True)
+class ClassificationSettings(Settings):
+    """Settings of the classification protocol (ImageFolder layout, e.g. ImageNet; or synthetic texture classes).
+
+    The base fields are all there is; the class exists so that each task has its own type of settings.
+    """
+
+
+SYNTHETIC = ClassificationSettings(
+    model="resnet10t", model_kwargs=json.dumps(NARROW_RESNET), image_size=64, train_size=3000, val_size=500,
+    clean_epochs=6, epochs=8, batch_size=64, eval_batch_size=200, lr=1e-3, clean_lr=3e-3, weight_decay=0.05,
+)
+IMAGENET = ClassificationSettings(
+    model="resnet50", model_kwargs=None, image_size=224, train_size=None, val_size=None, clean_epochs=0, epochs=2,
+    batch_size=64, eval_batch_size=128, lr=1e-4, clean_lr=1e-3, weight_decay=0.05,
+)
 
 
 def model_kwargs(text: str | dict | None) -> dict[str, Any]:
@@ -33,30 +54,6 @@ def model_kwargs(text: str | dict | None) -> dict[str, Any]:
         raise ValueError(f"--model-kwargs must be a JSON object, got {text!r}")
     # JSON has no tuples; timm's width arguments are declared as tuples.
     return {k: tuple(v) if isinstance(v, list) else v for k, v in value.items()}
-
-
-def create_timm(name: str, pretrained: bool, **kwargs: Any) -> nn.Module:
-    """``timm.create_model`` that turns a failed weight download into a clear :class:`PretrainedUnavailableError`."""
-    import timm
-
-    try:
-        return timm.create_model(name, pretrained=pretrained, **kwargs)
-    except RuntimeError as e:
-        if not pretrained or "Unknown model" in str(e):
-            raise
-        raise _unavailable(name, e) from e
-    except (OSError, ValueError, ConnectionError, ImportError) as e:
-        if not pretrained:
-            raise
-        raise _unavailable(name, e) from e
-
-
-def _unavailable(name: str, err: Exception) -> PretrainedUnavailableError:
-    return PretrainedUnavailableError(
-        f"pretrained weights for the timm model {name!r} could not be obtained ({type(err).__name__}: {err}). "
-        "When offline, put the weights in the Hugging Face cache (HF_HOME) beforehand, pass --checkpoint PATH "
-        "(a state dict of this model), or train the clean model here with --clean-epochs N."
-    )
 
 
 class Classifier(nn.Module):
@@ -81,19 +78,7 @@ class ClassificationTask(Task):
 
     name = "cls"
     title = "classification"
-
-    def defaults(self, synthetic: bool) -> dict[str, Any]:
-        if synthetic:
-            return {
-                "model": "resnet10t", "model_kwargs": json.dumps(NARROW_RESNET), "image_size": 64,
-                "train_size": 3000, "val_size": 500, "clean_epochs": 6, "epochs": 8, "batch_size": 64,
-                "eval_batch_size": 200, "lr": 1e-3, "clean_lr": 3e-3, "weight_decay": 0.05,
-            }
-        return {
-            "model": "resnet50", "model_kwargs": None, "image_size": 224, "train_size": None, "val_size": None,
-            "clean_epochs": 0, "epochs": 2, "batch_size": 64, "eval_batch_size": 128, "lr": 1e-4, "clean_lr": 1e-3,
-            "weight_decay": 0.05,
-        }
+    presets = {"synthetic": SYNTHETIC, "real": IMAGENET}
 
     def build_data(self, args: argparse.Namespace) -> DataBundle:
         from augcomp.data import ImageFolderClassification, subset
@@ -120,9 +105,7 @@ class ClassificationTask(Task):
         kwargs = model_kwargs(args.model_kwargs)
         net = create_timm(args.model, pretrained, num_classes=data.num_classes, **kwargs)
         cfg = getattr(net, "pretrained_cfg", None) or {}
-        mean = tuple(cfg.get("mean", (0.485, 0.456, 0.406)))
-        std = tuple(cfg.get("std", (0.229, 0.224, 0.225)))
-        return Classifier(net, mean, std)
+        return Classifier(net, tuple(cfg.get("mean", IMAGENET_MEAN)), tuple(cfg.get("std", IMAGENET_STD)))
 
     def loss(self, model: nn.Module, images: Tensor, batch: dict) -> Tensor:
         return F.cross_entropy(model(images), batch["label"], label_smoothing=0.1)

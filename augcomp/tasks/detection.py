@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import json
 from collections import OrderedDict
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -21,9 +22,39 @@ from augcomp.tasks.base import (
     Task,
     synthetic_bundle,
 )
-from augcomp.tasks.classification import NARROW_RESNET, create_timm, model_kwargs
+from augcomp.tasks.classification import NARROW_RESNET, model_kwargs
+from augcomp.tasks.pretrained import create_timm, require_torchvision_weights
+from augcomp.tasks.settings import Settings, setting
 
-__all__ = ["DetectionTask", "TimmFPNBackbone", "build_fcos", "torchvision_detectors"]
+__all__ = ["DetectionSettings", "DetectionTask", "TimmFPNBackbone", "build_fcos", "torchvision_detectors"]
+
+
+@dataclass(frozen=True)
+class DetectionSettings(Settings):
+    """Settings of the detection protocol (COCO layout, or synthetic scenes), with the detector's own fields."""
+
+    train_split: str = setting("train2017", "training split name", "data")
+    val_split: str = setting("val2017", "validation split name", "data")
+    headline: str = setting("map", "metric the sweep reports: mAP@[.5:.95] ('map') or mAP50 ('map_50')", "sweep",
+                            choices=("map", "map_50"))
+    fpn_channels: int = setting(256, "FPN and head width of the timm-backbone FCOS", "model")
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.fpn_channels <= 0:
+            raise ValueError(f"--fpn-channels must be positive, got {self.fpn_channels}")
+
+
+SYNTHETIC = DetectionSettings(
+    model="resnet10t", model_kwargs=json.dumps(NARROW_RESNET), image_size=64, train_size=2000, val_size=300,
+    clean_epochs=10, epochs=10, batch_size=32, eval_batch_size=100, lr=1e-3, clean_lr=3e-3, weight_decay=0.01,
+    headline="map_50", fpn_channels=64, clip_grad_norm=5.0,
+)
+COCO = DetectionSettings(
+    model="fasterrcnn_resnet50_fpn_v2", model_kwargs=None, image_size=640, train_size=None, val_size=None,
+    clean_epochs=0, epochs=2, batch_size=4, eval_batch_size=8, lr=1e-4, clean_lr=2e-4, weight_decay=1e-4,
+    headline="map", fpn_channels=256, clip_grad_norm=10.0,
+)
 
 
 def torchvision_detectors() -> list[str]:
@@ -86,28 +117,7 @@ class DetectionTask(Task):
     name = "det"
     title = "object detection"
     gather_objects = True
-
-    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
-        parser.add_argument("--headline", choices=("map", "map_50"), default=None,
-                            help="metric the sweep reports: mAP@[.5:.95] ('map', default on COCO) or mAP50 "
-                                 "('map_50', default on synthetic scenes)")
-        parser.add_argument("--fpn-channels", type=int, default=None,
-                            help="FPN and head width of the timm-backbone FCOS (default 64 synthetic, 256 otherwise)")
-
-    def defaults(self, synthetic: bool) -> dict[str, Any]:
-        if synthetic:
-            return {
-                "model": "resnet10t", "model_kwargs": json.dumps(NARROW_RESNET), "image_size": 64,
-                "train_size": 2000, "val_size": 300, "clean_epochs": 10, "epochs": 10, "batch_size": 32,
-                "eval_batch_size": 100, "lr": 1e-3, "clean_lr": 3e-3, "weight_decay": 0.01, "headline": "map_50",
-                "fpn_channels": 64, "clip_grad_norm": 5.0,
-            }
-        return {
-            "model": "fasterrcnn_resnet50_fpn_v2", "model_kwargs": None, "image_size": 640, "train_size": None,
-            "val_size": None, "clean_epochs": 0, "epochs": 2, "batch_size": 4, "eval_batch_size": 8, "lr": 1e-4,
-            "clean_lr": 2e-4, "weight_decay": 1e-4, "headline": "map", "fpn_channels": 256, "clip_grad_norm": 10.0,
-            "train_split": "train2017", "val_split": "val2017",
-        }
+    presets = {"synthetic": SYNTHETIC, "real": COCO}
 
     def build_data(self, args: argparse.Namespace) -> DataBundle:
         from augcomp.data import CocoDetection, subset
@@ -130,6 +140,8 @@ class DetectionTask(Task):
             import torchvision
 
             kwargs = model_kwargs(args.model_kwargs)
+            if pretrained:
+                require_torchvision_weights(args.model, full=data.num_classes == 91)
             try:
                 if pretrained and data.num_classes == 91:
                     return torchvision.models.get_model(args.model, weights="DEFAULT", **kwargs)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
-from typing import Any
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -13,10 +13,38 @@ from torchmetrics import MetricCollection
 from torchmetrics.classification import MulticlassAccuracy, MulticlassJaccardIndex
 
 from augcomp.data.ade20k import IGNORE_INDEX
-from augcomp.tasks.base import DataBundle, Normalize, Task, synthetic_bundle
-from augcomp.tasks.classification import NARROW_RESNET, create_timm, model_kwargs
+from augcomp.tasks.base import IMAGENET_MEAN, IMAGENET_STD, DataBundle, Normalize, Task, synthetic_bundle
+from augcomp.tasks.classification import NARROW_RESNET, model_kwargs
+from augcomp.tasks.pretrained import create_timm
+from augcomp.tasks.settings import Settings, setting
 
-__all__ = ["SegmentationTask", "FPNSegmenter"]
+__all__ = ["FPNSegmenter", "SegmentationSettings", "SegmentationTask"]
+
+
+@dataclass(frozen=True)
+class SegmentationSettings(Settings):
+    """Settings of the segmentation protocol (ADE20K layout, or synthetic scenes), with the FPN head's width."""
+
+    train_split: str = setting("training", "training split name", "data")
+    val_split: str = setting("validation", "validation split name", "data")
+    head_channels: int = setting(256, "width of the FPN head", "model")
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.head_channels <= 0:
+            raise ValueError(f"--head-channels must be positive, got {self.head_channels}")
+
+
+SYNTHETIC = SegmentationSettings(
+    model="resnet10t", model_kwargs=json.dumps(NARROW_RESNET), image_size=64, train_size=2000, val_size=300,
+    clean_epochs=8, epochs=8, batch_size=32, eval_batch_size=100, lr=1e-3, clean_lr=3e-3, weight_decay=0.01,
+    head_channels=64,
+)
+ADE20K_SETTINGS = SegmentationSettings(
+    model="convnext_tiny.fb_in22k", model_kwargs=None, image_size=512, train_size=None, val_size=None,
+    clean_epochs=0, epochs=4, batch_size=16, eval_batch_size=16, lr=6e-5, clean_lr=2e-4, weight_decay=0.01,
+    head_channels=256,
+)
 
 
 def _conv_bn_relu(cin: int, cout: int, k: int = 3) -> nn.Sequential:
@@ -38,7 +66,7 @@ class FPNSegmenter(nn.Module):
     """
 
     def __init__(self, backbone: nn.Module, num_classes: int, channels: int = 128,
-                 mean: tuple[float, ...] = (0.485, 0.456, 0.406), std: tuple[float, ...] = (0.229, 0.224, 0.225)):
+                 mean: tuple[float, ...] = IMAGENET_MEAN, std: tuple[float, ...] = IMAGENET_STD) -> None:
         super().__init__()
         self.normalize = Normalize(mean, std)
         self.backbone = backbone
@@ -72,23 +100,7 @@ class SegmentationTask(Task):
 
     name = "seg"
     title = "semantic segmentation"
-
-    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
-        parser.add_argument("--head-channels", type=int, default=None,
-                            help="width of the FPN head (default 64 on synthetic scenes, 256 otherwise)")
-
-    def defaults(self, synthetic: bool) -> dict[str, Any]:
-        if synthetic:
-            return {
-                "model": "resnet10t", "model_kwargs": json.dumps(NARROW_RESNET), "image_size": 64,
-                "train_size": 2000, "val_size": 300, "clean_epochs": 8, "epochs": 8, "batch_size": 32,
-                "eval_batch_size": 100, "lr": 1e-3, "clean_lr": 3e-3, "weight_decay": 0.01, "head_channels": 64,
-            }
-        return {
-            "model": "convnext_tiny.fb_in22k", "model_kwargs": None, "image_size": 512, "train_size": None,
-            "val_size": None, "clean_epochs": 0, "epochs": 4, "batch_size": 16, "eval_batch_size": 16, "lr": 6e-5,
-            "clean_lr": 2e-4, "weight_decay": 0.01, "head_channels": 256,
-        }
+    presets = {"synthetic": SYNTHETIC, "real": ADE20K_SETTINGS}
 
     def build_data(self, args: argparse.Namespace) -> DataBundle:
         from augcomp.data import ADE20K, subset
@@ -104,7 +116,7 @@ class SegmentationTask(Task):
         backbone = create_timm(args.model, pretrained, features_only=True, **model_kwargs(args.model_kwargs))
         cfg = getattr(backbone, "pretrained_cfg", None) or {}
         return FPNSegmenter(backbone, data.num_classes, args.head_channels,
-                            tuple(cfg.get("mean", (0.485, 0.456, 0.406))), tuple(cfg.get("std", (0.229, 0.224, 0.225))))
+                            tuple(cfg.get("mean", IMAGENET_MEAN)), tuple(cfg.get("std", IMAGENET_STD)))
 
     def loss(self, model: nn.Module, images: Tensor, batch: dict) -> Tensor:
         return F.cross_entropy(model(images), batch["mask"], ignore_index=IGNORE_INDEX)
