@@ -25,7 +25,7 @@ from typing import Any, NoReturn
 import torch
 from torch import Tensor
 
-__all__ = ["LABEL_HEIGHT", "PAD", "build_parser", "grid_size", "main", "psnr", "render_grid"]
+__all__ = ["LABEL_HEIGHT", "PAD", "build_parser", "codec_rows", "grid_size", "main", "render_grid"]
 
 # Grid layout, in pixels: the gap around tiles and the height of the caption strip above each tile.
 PAD = 6
@@ -90,8 +90,7 @@ def _check_codec(name: str) -> Any:
 def _check_level(entry: Any, value: float) -> float:
     lo, hi = entry.level_range
     if not lo <= value <= hi:
-        what = "JPEG quality" if entry.family == "jpeg" else "level"
-        raise CLIError(f"--quality ({what} of {entry.name}) must be in [{lo:g}, {hi:g}], got {value:g}")
+        raise CLIError(f"--quality ({entry.level_name} of {entry.name}) must be in [{lo:g}, {hi:g}], got {value:g}")
     return value
 
 
@@ -139,48 +138,54 @@ def _save_image(x: Tensor, path: str) -> None:
         raise CLIError(f"cannot write {path} ({err})") from None
 
 
-def psnr(reference: Tensor, image: Tensor) -> Tensor:
-    """PSNR in dB of uint8 images per sample (``inf`` for identical images)."""
-    ref, img = reference.to(torch.float64), image.to(torch.float64)
-    mse = (ref - img).pow(2).flatten(1).mean(1)
-    return 10 * torch.log10(255.0**2 / mse)
-
-
 def _codec_options(args: argparse.Namespace, entry: Any) -> dict[str, Any]:
+    # Each option goes to the codecs whose builder takes it; the entry says which, not the codec's name.
+    accepted = entry.accepted_options()
     options: dict[str, Any] = {}
-    if getattr(args, "backend", None):
-        if entry.family != "jpeg":
-            raise CLIError(f"--backend applies to jpeg only, not to {entry.name}")
-        options["backend"] = args.backend
-    if getattr(args, "weights", None):
-        if entry.weights == "none":
-            raise CLIError(f"--weights applies to neural codecs only, not to {entry.name}")
-        options["weights"] = args.weights
+    for option in ("backend", "weights"):
+        value = getattr(args, option, None)
+        if not value:
+            continue
+        if accepted is not None and option not in accepted:
+            raise CLIError(f"--{option} is not an option of {entry.name} (its options: {', '.join(accepted)})")
+        options[option] = value
     return options
 
 
 # ---------------------------------------------------------------------------------------------------- commands
 
 
-def cmd_codecs(args: argparse.Namespace) -> int:
-    """Prints every registered codec, its levels and whether its weights are on this machine."""
+def codec_rows() -> list[dict[str, Any]]:
+    """One dictionary per registered codec: its capabilities and whether it is usable here (no network)."""
     from augcomp import codecs
-    from augcomp.bench import codec_weights_status
+    from augcomp.availability import codec_available
 
     rows = []
     for name in codecs.list():
         e = codecs.entry(name)
-        available, detail = codec_weights_status(name)
+        available, detail = codec_available(name)
         lo, hi = e.level_range
-        rows.append({"name": name, "family": e.family, "level_range": [lo, hi],
-                     "levels": "discrete" if e.discrete else "continuous", "weights": e.weights,
+        rows.append({"name": name, "family": e.family, "level_name": e.level_name, "level_range": [lo, hi],
+                     "levels": "discrete" if e.discrete else "continuous",
+                     "rate_increases_with_level": e.rate_increases_with_level, "channels": list(e.channels),
+                     "devices": list(e.devices), "grad_modes": list(e.grad_modes), "reference": e.reference,
+                     "extra": e.extra, "requires": list(e.requires), "weights": e.weights, "min_size": e.min_size,
                      "available": available, "detail": detail, "description": e.description})
+    return rows
+
+
+def cmd_codecs(args: argparse.Namespace) -> int:
+    """Prints every registered codec: its level, channels, devices, gradients, reference, extra, and whether it is
+    usable here (and if not, why and what to install)."""
+    rows = codec_rows()
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
-    header = ("codec", "levels", "kind", "weights", "available", "")
-    table = [(r["name"], f"{r['level_range'][0]:g}..{r['level_range'][1]:g}", r["levels"], r["weights"],
-              "yes" if r["available"] else "no", r["detail"]) for r in rows]
+    header = ("codec", "level", "range", "kind", "channels", "devices", "grad", "extra", "reference", "usable", "")
+    table = [(r["name"], r["level_name"], f"{r['level_range'][0]:g}..{r['level_range'][1]:g}", r["levels"],
+              ",".join(map(str, r["channels"])), ",".join(r["devices"]), ",".join(r["grad_modes"]),
+              r["extra"] or "core", r["reference"] or "-", "yes" if r["available"] else "no", r["detail"])
+             for r in rows]
     widths = [max(len(h), *(len(t[i]) for t in table)) for i, h in enumerate(header)]
     for line in (header, *table):
         print("  ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True)).rstrip())
@@ -199,9 +204,9 @@ def cmd_compress(args: argparse.Namespace) -> int:
         spec = {"quality": _check_level(entry, _number(args.quality, "--quality"))}
     if args.output:
         _check_output(args.output)
-    x = _load_image(args.image, gray_ok=entry.family == "jpeg")
+    x = _load_image(args.image, gray_ok=1 in entry.channels)
     out = functional.compress(x, codec=args.codec, grad="none", **spec, **options)
-    score = psnr(x, out.image)[0].item()
+    score = functional.psnr(x, out.image)[0].item()
     target = f" (target {spec['bpp']:g})" if "bpp" in spec else ""
     dest = ""
     if args.output:
@@ -230,7 +235,7 @@ def cmd_grid(args: argparse.Namespace) -> int:
     tiles: list[list[tuple[Tensor, list[str]]]] = []
     for name, entry in zip(names, entries, strict=True):
         out = functional.compress(batch, codec=name, bpp=bpp, grad="none", **_codec_options(args, entry))
-        scores = psnr(batch, out.image)
+        scores = functional.psnr(batch, out.image)
         row = []
         for i, t in enumerate(targets):
             row.append((out.image[i], [f"{name} @ {t:g} bpp",
@@ -307,7 +312,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"augcomp {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
-    p = sub.add_parser("codecs", help="list the registered codecs and whether their weights are available")
+    p = sub.add_parser("codecs", help="list the registered codecs, what they can do and whether they are usable here")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.set_defaults(func=cmd_codecs)
 
@@ -316,10 +321,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--codec", default="jpeg", help="codec name (see 'augcomp codecs'; default jpeg)")
     rate = p.add_mutually_exclusive_group(required=True)
     rate.add_argument("--bpp", help="target bits per pixel (> 0)")
-    rate.add_argument("--quality", help="codec level: JPEG quality in [1, 100], or a neural codec's level")
+    rate.add_argument("--quality", help="the codec's level: JPEG quality in [1, 100]; 'augcomp codecs' lists "
+                                        "each codec's level and range")
     p.add_argument("-o", "--output", help="where to write the decoded image (format from the extension)")
     p.add_argument("--backend", choices=("auto", "torch", "native"), help="JPEG backend (default auto)")
-    p.add_argument("--weights", help="neural codecs: a checkpoint file or folder")
+    p.add_argument("--weights", help="codecs with weights: a checkpoint file or folder")
     p.set_defaults(func=cmd_compress)
 
     p = sub.add_parser("grid", help="a labelled grid of codecs (rows) by target bpp (columns)")
@@ -331,7 +337,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--zoom", type=int, default=1, help="nearest-neighbour magnification of the tiles (default 1)")
     p.add_argument("--original", action="store_true", help="prepend a column with the original image")
     p.add_argument("--backend", choices=("auto", "torch", "native"), help="JPEG backend (default auto)")
-    p.add_argument("--weights", help="neural codecs: a checkpoint file or folder")
+    p.add_argument("--weights", help="codecs with weights: a checkpoint file or folder")
     p.set_defaults(func=cmd_grid)
 
     sub.add_parser("bench", help="throughput benchmark (see 'augcomp bench --help')", add_help=False)

@@ -10,7 +10,6 @@ at odd crops, and compares each result with Pillow's libjpeg-turbo at the same q
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import math
 import os
@@ -18,27 +17,19 @@ import time
 
 import numpy as np
 import torch
-from PIL import Image
+from oracles import libjpeg_reference  # this folder is on sys.path when a script in it runs
 from tqdm import tqdm
 
 from augcomp import functional
-from augcomp.codecs.jpeg import scan_length
 
 IMAGES = ("astronaut", "coffee", "chelsea", "rocket", "immunohistochemistry", "camera")
 CROPS = (None, (301, 203), (97, 131), (33, 17), (1, 1))
 QUALITIES = (1, 5, 10, 20, 35, 50, 65, 75, 85, 90, 95, 100)
 
 
-def _libjpeg(image: np.ndarray, quality: int) -> tuple[np.ndarray, int]:
-    buf = io.BytesIO()
-    Image.fromarray(image).save(buf, format="JPEG", quality=quality, optimize=False)
-    data = buf.getvalue()
-    return np.asarray(Image.open(io.BytesIO(data))), 8 * scan_length(data)
-
-
-def _psnr(a: np.ndarray, b: np.ndarray) -> float:
-    mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
-    return math.inf if mse == 0 else 10 * math.log10(255.0**2 / mse)
+def _chw(image: np.ndarray) -> torch.Tensor:
+    x = torch.from_numpy(np.array(image))  # a writable copy: decoded arrays are read-only
+    return x[None] if x.ndim == 2 else x.permute(2, 0, 1)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -57,15 +48,13 @@ def main(argv: list[str] | None = None) -> int:
         full = np.ascontiguousarray(getattr(skimage.data, name)())
         for crop in crops:
             image = full if crop is None else np.ascontiguousarray(full[: crop[0], : crop[1]])
-            x = torch.from_numpy(image)
-            x = (x[None] if x.ndim == 2 else x.permute(2, 0, 1))[None].expand(len(qualities), -1, -1, -1)
+            x = _chw(image)[None].expand(len(qualities), -1, -1, -1)
             out = functional.compress(x.contiguous(), quality=torch.tensor(qualities, dtype=torch.float32),
                                       backend="torch")
             for i, q in enumerate(qualities):
-                ref, ref_bits = _libjpeg(image, q)
-                ours = out.image[i].permute(1, 2, 0).numpy()
-                ours = ours[..., 0] if image.ndim == 2 else ours
-                per_quality[q].append((_psnr(ours, ref), abs(float(out.bits[i]) - ref_bits) / ref_bits,
+                ref, ref_bits, _ = libjpeg_reference(image, q)
+                score = float(functional.psnr(_chw(ref), out.image[i]))
+                per_quality[q].append((score, abs(float(out.bits[i]) - ref_bits) / ref_bits,
                                        image.shape[0] * image.shape[1]))
     rows = []
     for q in qualities:

@@ -5,7 +5,7 @@ Two studies, written to ``--out`` (default ``results/bench/``):
 1. **Rate-distortion** (``rd.md``, ``rd.json``, ``rd_psnr.png``, ``rd_msssim.png``): PSNR and MS-SSIM against bpp for
    augcomp's JPEG on its tensor backend (``backend="torch"``, the path that runs on GPUs), for libjpeg-turbo itself
    through Pillow at the same qualities (4:2:0, ``optimize=False``; bpp from the entropy-coded scan, as augcomp
-   counts it), and for every neural codec whose weights are on this machine, over its levels. The two JPEG curves
+   counts it), and for every other registered codec usable here, over its levels. The two JPEG curves
    must coincide: the report gives the largest PSNR and bpp differences over every (image, quality) pair.
    Curves average bpp and quality over the images at each level.
 2. **bpp targeting** (``bpp_accuracy.md``, ``bpp_accuracy.json``, ``bpp_accuracy.png``): targets from 0.1 to 4 bpp
@@ -23,7 +23,6 @@ Run::
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import math
 import sys
@@ -34,13 +33,17 @@ from typing import Any
 
 import numpy as np
 import torch
+from oracles import libjpeg_reference  # this folder is on sys.path when a script in it runs
 from torch import Tensor
 
 from augcomp import codecs, functional
-from augcomp.bench import DEFAULT_OUT, codec_weights_status, environment, natural_images
+from augcomp.availability import codec_available
+from augcomp.bench import DEFAULT_OUT, environment
+from augcomp.samples import natural_images
 
 QUALITIES = (5, 10, 15, 20, 30, 40, 50, 60, 70, 80, 90, 95)
 QUICK_QUALITIES = (20, 80)
+JPEG = "jpeg"  # the registered codec the JPEG study compares with libjpeg-turbo
 AUGCOMP_JPEG = "augcomp JPEG (torch)"
 PIL_JPEG = "libjpeg-turbo (Pillow)"
 # torchmetrics' MS-SSIM (five scales, 11-pixel window) needs side // 16 > 10 on both sides.
@@ -49,12 +52,6 @@ TOLERANCE = 0.05
 
 
 # ---------------------------------------------------------------------------------------------------- metrics
-
-
-def psnr(reference: Tensor, image: Tensor) -> Tensor:
-    """PSNR in dB per sample of uint8 ``(B, C, H, W)`` images."""
-    mse = (reference.to(torch.float64) - image.to(torch.float64)).pow(2).flatten(1).mean(1)
-    return 10 * torch.log10(255.0**2 / mse)
 
 
 def ms_ssim(reference: Tensor, image: Tensor) -> list[float | None]:
@@ -70,20 +67,6 @@ def ms_ssim(reference: Tensor, image: Tensor) -> list[float | None]:
 
 
 # ---------------------------------------------------------------------------------------------------- codecs
-
-
-def pil_jpeg(image: np.ndarray, quality: int) -> tuple[np.ndarray, int]:
-    """libjpeg-turbo through Pillow: the decoded ``(H, W, 3)`` image and the scan bits."""
-    from PIL import Image
-
-    from augcomp.codecs.jpeg import scan_length
-
-    buf = io.BytesIO()
-    Image.fromarray(image).save(buf, format="JPEG", quality=int(quality), subsampling=2, optimize=False)
-    data = buf.getvalue()
-    with Image.open(io.BytesIO(data)) as im:
-        decoded = np.asarray(im.convert("RGB"))
-    return decoded, 8 * scan_length(data)
 
 
 def _to_tensor(image: np.ndarray) -> Tensor:
@@ -113,12 +96,12 @@ def rd_jpeg(images: dict[str, np.ndarray], qualities: Sequence[int],
     for name, image in images.items():
         x = _to_tensor(image)
         batch = x.expand(n, -1, -1, -1).contiguous()
-        parts = [functional.compress(batch[i : i + chunk], codec="jpeg", backend="torch", grad="none",
+        parts = [functional.compress(batch[i : i + chunk], codec=JPEG, backend="torch", grad="none",
                                      quality=torch.tensor([float(v) for v in qualities[i : i + chunk]]))
                  for i in range(0, n, chunk)]
         ours_image = torch.cat([p.image for p in parts])
         ours_bits = torch.cat([p.bits for p in parts])
-        decoded, bits = zip(*(pil_jpeg(image, v) for v in qualities), strict=True)
+        decoded, bits, _ = zip(*(libjpeg_reference(image, v) for v in qualities), strict=True)
         pil = torch.cat([_to_tensor(d) for d in decoded])
         pixels = image.shape[0] * image.shape[1]
         identical = [bool(torch.equal(pil[i], ours_image[i])) for i in range(n)]
@@ -130,16 +113,17 @@ def rd_jpeg(images: dict[str, np.ndarray], qualities: Sequence[int],
             for i, score in zip(differ, ms_ssim(batch[differ], pil[differ]), strict=True):
                 pil_scores[i] = score
         ours = out[AUGCOMP_JPEG].setdefault(name, _empty())
-        _record(ours, qualities, (ours_bits / pixels).tolist(), psnr(batch, ours_image).tolist(), ours_scores)
+        _record(ours, qualities, (ours_bits / pixels).tolist(), functional.psnr(batch, ours_image).tolist(),
+                ours_scores)
         ours["bits"] = ours_bits.tolist()
         ref = out[PIL_JPEG].setdefault(name, _empty())
-        _record(ref, qualities, [b / pixels for b in bits], psnr(batch, pil).tolist(), pil_scores)
+        _record(ref, qualities, [b / pixels for b in bits], functional.psnr(batch, pil).tolist(), pil_scores)
         ref["bits"] = [float(b) for b in bits]
         ref["identical_pixels"] = identical
     return out
 
 
-def neural_levels(name: str, points: int = 8) -> list[float]:
+def codec_levels(name: str, points: int = 8) -> list[float]:
     """Every level of a discrete codec, or ``points`` evenly spaced levels of a continuous one.
 
     ``points=2`` gives the two ends of the range for either kind.
@@ -153,12 +137,12 @@ def neural_levels(name: str, points: int = 8) -> list[float]:
     return [float(v) for v in np.linspace(lo, hi, points)]
 
 
-def rd_neural(images: dict[str, np.ndarray], name: str, points: int = 8) -> dict[str, dict[str, list]]:
-    """Per image, the RD points of a neural codec over its levels (bits estimated from the likelihoods).
+def rd_codec(images: dict[str, np.ndarray], name: str, points: int = 8) -> dict[str, dict[str, list]]:
+    """Per image, the RD points of a codec over its levels (:func:`codec_levels`), bpp as the codec counts it.
 
     One level per call: a neural codec's activations on a full-size photograph take hundreds of megabytes.
     """
-    levels = neural_levels(name, points)
+    levels = codec_levels(name, points)
     out = {}
     for image_name, image in images.items():
         x = _to_tensor(image)
@@ -167,7 +151,7 @@ def rd_neural(images: dict[str, np.ndarray], name: str, points: int = 8) -> dict
         batch = x.expand(len(levels), -1, -1, -1)
         curve = out.setdefault(image_name, _empty())
         _record(curve, [r.level.item() for r in results], [r.bpp.item() for r in results],
-                psnr(batch, decoded).tolist(), ms_ssim(batch, decoded))
+                functional.psnr(batch, decoded).tolist(), ms_ssim(batch, decoded))
     return out
 
 
@@ -325,7 +309,7 @@ def _fmt(v: float | None, spec: str) -> str:
 
 
 def rd_markdown(report: dict[str, Any]) -> str:
-    """The agreement line, the JPEG table (augcomp beside Pillow) and one table for the neural codecs."""
+    """The agreement line, the JPEG table (augcomp beside Pillow) and one table for the other codecs."""
     agree = report["agreement"]
     curves = report["curves"]
     sizes = ", ".join(f"{n} {h}x{w}" for n, (h, w) in report["images"].items())
@@ -344,10 +328,10 @@ def rd_markdown(report: dict[str, Any]) -> str:
     for i, q in enumerate(ours["level"]):
         lines.append(f"| {q:g} | {ours['bpp'][i]:.4f} | {ref['bpp'][i]:.4f} | {ours['psnr'][i]:.2f} | "
                      f"{ref['psnr'][i]:.2f} | {_fmt(ours['ms_ssim'][i], '.4f')} | {_fmt(ref['ms_ssim'][i], '.4f')} |")
-    neural = [label for label in curves if label not in (AUGCOMP_JPEG, PIL_JPEG)]
-    if neural:
-        lines += ["", "| neural codec | level | bpp | PSNR (dB) | MS-SSIM |", "|---|---:|---:|---:|---:|"]
-        for label in neural:
+    others = [label for label in curves if label not in (AUGCOMP_JPEG, PIL_JPEG)]
+    if others:
+        lines += ["", "| codec | level | bpp | PSNR (dB) | MS-SSIM |", "|---|---:|---:|---:|---:|"]
+        for label in others:
             c = curves[label]
             for level, bpp, p, m in zip(c["level"], c["bpp"], c["psnr"], c["ms_ssim"], strict=True):
                 lines.append(f"| {label} | {level:g} | {bpp:.4f} | {p:.2f} | {_fmt(m, '.4f')} |")
@@ -392,7 +376,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default=DEFAULT_OUT, help=f"output folder (default {DEFAULT_OUT})")
     p.add_argument("--crop", type=int, default=None, help="centre crop of this side (default: full images)")
     p.add_argument("--codecs", default="all",
-                   help="'all' (JPEG and every neural codec with weights here) or a comma-separated list")
+                   help="'all' (every registered codec usable here) or a comma-separated list")
     p.add_argument("--qualities", default=None, help=f"JPEG qualities (default {','.join(map(str, QUALITIES))})")
     p.add_argument("--targets", type=int, default=12, help="number of log-spaced bpp targets in 0.1..4 (default 12)")
     p.add_argument("--crops-per-image", type=int, default=3, help="odd-sized crops per image (default 3)")
@@ -441,20 +425,30 @@ def main(argv: Sequence[str] | None = None) -> int:
             codecs.entry(name)  # unknown names fail here, before any work
         except ValueError as err:
             parser.error(str(err))
-    neural, skipped = [], {}
+    # JPEG has its own study above (against libjpeg-turbo); every other codec gets a curve over its levels.
+    others, skipped = [], {}
+    smallest = min(min(a.shape[:2]) for a in rd_images.values())
     for name in wanted:
-        if codecs.entry(name).family == "jpeg":
+        if name == JPEG:
             continue
-        ok, why = codec_weights_status(name)
-        if ok:
-            neural.append(name)
+        e = codecs.entry(name)
+        ok, why = codec_available(name)
+        if not ok:
+            skipped[name] = why
+        elif 3 not in e.channels:
+            skipped[name] = f"takes {'/'.join(map(str, e.channels))} channels; the images are RGB"
+        elif smallest < e.min_size:
+            skipped[name] = f"needs images of at least {e.min_size} pixels a side"
         else:
-            skipped[name] = f"weights not available: {why}"
+            others.append(name)
 
     per_codec = rd_jpeg(rd_images, qualities)
-    for name in neural:
+    for name in others:
         print(f"rd: {name}", file=sys.stderr)
-        per_codec[name] = rd_neural(rd_images, name, 2 if args.quick else 8)
+        try:
+            per_codec[name] = rd_codec(rd_images, name, 2 if args.quick else 8)
+        except Exception as err:  # noqa: BLE001 - a codec still being written must not sink the whole study
+            skipped[name] = f"failed: {type(err).__name__}: {' '.join(str(err).split())[:200]}"
     curves = {label: mean_curve(per) for label, per in per_codec.items()}
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

@@ -1,15 +1,18 @@
-"""Reference helpers shared by the tests: natural images that scikit-image ships, and libjpeg via Pillow."""
+"""Reference helpers shared by the tests: natural images that scikit-image ships, and libjpeg via Pillow.
+
+The libjpeg oracle is the benchmarks' own (``benchmarks/oracles.py``), so the tests and the benchmarks compare
+against the same reference.
+"""
 
 from __future__ import annotations
 
-import io
-
 import numpy as np
 import torch
-from PIL import Image
 
-from augcomp.codecs.jpeg import scan_length
-from augcomp.functional.quant import quant_tables
+from augcomp.functional import psnr as _psnr
+from benchmarks.oracles import libjpeg_reference as libjpeg
+
+__all__ = ["NATURAL", "libjpeg", "natural", "psnr", "to_tensor"]
 
 NATURAL = ("astronaut", "coffee", "chelsea", "rocket", "immunohistochemistry", "hubble_deep_field")
 
@@ -26,29 +29,7 @@ def to_tensor(image: np.ndarray) -> torch.Tensor:
     return t[None] if t.ndim == 2 else t.permute(2, 0, 1).contiguous()
 
 
-def libjpeg(image: np.ndarray, quality: float, subsampling: str = "420") -> tuple[np.ndarray, int, int]:
-    """Encodes with Pillow's libjpeg-turbo (``optimize=False``) and decodes it again.
-
-    Fractional qualities are written with explicit tables built from the interpolated scale.
-
-    Returns:
-        ``(decoded, scan_bits, file_bits)``.
-    """
-    pil = Image.fromarray(image)
-    buf = io.BytesIO()
-    sub = 2 if subsampling == "420" else 0
-    if float(quality).is_integer():
-        pil.save(buf, format="JPEG", quality=int(quality), subsampling=sub, optimize=False)
-    else:
-        tables = quant_tables(torch.tensor([float(quality)]))[0].to(torch.int64)
-        n = 1 if image.ndim == 2 else 2
-        pil.save(buf, format="JPEG", qtables=[t.flatten().tolist() for t in tables[:n]], subsampling=sub,
-                 optimize=False)
-    data = buf.getvalue()
-    decoded = np.asarray(Image.open(io.BytesIO(data)))
-    return decoded, 8 * scan_length(data), 8 * len(data)
-
-
 def psnr(a: np.ndarray, b: np.ndarray) -> float:
-    mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
-    return float("inf") if mse == 0 else float(10 * np.log10(255.0**2 / mse))
+    """PSNR in dB over all of two arrays on the [0, 255] scale (any dtype, any layout): ``augcomp.functional.psnr``."""
+    flat = [torch.as_tensor(np.asarray(v, dtype=np.float64)).reshape(1, 1, -1) / 255.0 for v in (a, b)]
+    return float(_psnr(*flat))

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -12,9 +15,9 @@ import torch
 from PIL import Image
 
 from augcomp import cli, codecs, functional
-from augcomp.bench import codec_weights_status
+from augcomp.availability import codec_available
 
-SHIPPED = [n for n in codecs.list() if codecs.entry(n).weights == "package" and codec_weights_status(n)[0]]
+SHIPPED = [n for n in codecs.list() if codecs.entry(n).weights == "package" and codec_available(n)[0]]
 
 
 @pytest.fixture(scope="module")
@@ -47,10 +50,18 @@ def test_codecs_lists_every_codec(capsys):
     status, out, _ = run(capsys, "codecs")
     assert status == 0
     lines = out.splitlines()
+    assert lines[0].split()[:9] == ["codec", "level", "range", "kind", "channels", "devices", "grad", "extra",
+                                    "reference"]
     for name in codecs.list():
         assert any(line.split()[0] == name for line in lines[1:]), name
     jpeg = next(line for line in lines if line.startswith("jpeg "))
     assert "1..100" in jpeg and "continuous" in jpeg and " yes " in jpeg
+    assert jpeg.split()[1:8] == ["quality", "1..100", "continuous", "1,3", "any", "ste,cubic,none", "core"]
+    for name in codecs.list():
+        e = codecs.entry(name)
+        line = next(line for line in lines[1:] if line.split()[0] == name)
+        assert line.split()[1] == e.level_name and line.split()[7] == (e.extra or "core"), line
+        assert (" yes " in line) == codec_available(name)[0], line
 
 
 def test_codecs_json(capsys):
@@ -59,9 +70,60 @@ def test_codecs_json(capsys):
     rows = {r["name"]: r for r in json.loads(out)}
     assert list(rows) == codecs.list()
     assert rows["jpeg"]["available"] is True and rows["jpeg"]["level_range"] == [1.0, 100.0]
-    for r in rows.values():
-        assert set(r) >= {"family", "levels", "weights", "available", "detail"}
+    for name, r in rows.items():
+        assert set(r) >= {"family", "levels", "weights", "available", "detail", "level_name", "channels",
+                          "devices", "grad_modes", "reference", "extra"}
         assert r["levels"] in ("discrete", "continuous")
+        e = codecs.entry(name)
+        assert (r["level_name"], r["channels"], r["devices"], r["grad_modes"], r["reference"], r["extra"]) == (
+            e.level_name, list(e.channels), list(e.devices), list(e.grad_modes), e.reference, e.extra)
+        assert (r["available"], r["detail"]) == codec_available(name)
+
+
+@pytest.fixture
+def registered():
+    """Registers entries for one test and removes them after it."""
+    names = []
+
+    def add(entry: codecs.CodecEntry) -> codecs.CodecEntry:
+        codecs.register(entry)
+        names.append(entry.name)
+        return entry
+
+    yield add
+    for name in names:
+        codecs.unregister(name)
+
+
+def test_codecs_says_what_to_install(capsys, registered):
+    jpeg = codecs.entry("jpeg")
+    registered(codecs.CodecEntry(name="test-missing", builder=jpeg.builder, level_range=(1.0, 100.0), discrete=False,
+                                 extra="codecs", requires=("augcomp_no_such_module",), devices=("cpu",)))
+
+    def broken(entry, **options):
+        raise NotImplementedError("not written yet")
+
+    registered(codecs.CodecEntry(name="test-broken", builder=broken, level_range=(0.0, 1.0), discrete=False))
+    assert codec_available("test-missing") == (False, codecs.entry("test-missing").missing())
+    ok, why = codec_available("test-broken")
+    assert not ok and "NotImplementedError: not written yet" in why
+    status, out, _ = run(capsys, "codecs")
+    assert status == 0
+    line = next(line for line in out.splitlines() if line.startswith("test-missing "))
+    assert line.split()[5:8] == ["cpu", "ste,none", "codecs"] and " no " in line
+    assert line.endswith("pip install 'augcomp[codecs]'")
+    assert "not written yet" in next(line for line in out.splitlines() if line.startswith("test-broken "))
+
+
+def test_codecs_listing_imports_no_optional_package(tmp_path):
+    # Listing codecs must stay fast: no compressai (seconds to import) and no scikit-image.
+    env = {**os.environ, "TORCH_HOME": str(tmp_path / "torch")}
+    env.pop("AUGCOMP_WEIGHTS", None)
+    code = ("import sys, augcomp.samples, augcomp.bench; from augcomp import cli; assert cli.main(['codecs']) == 0; "
+            "print(sorted(m for m in ('compressai', 'skimage') if m in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[-1] == "[]"
 
 
 def test_weights_status_sees_files_without_network(tmp_path, monkeypatch):
@@ -71,11 +133,11 @@ def test_weights_status_sees_files_without_network(tmp_path, monkeypatch):
     monkeypatch.setenv(w.ENV_VAR, str(tmp_path / "mine"))
     (tmp_path / "mine").mkdir()
     name = "bmshj2018-hyperprior-vbr"
-    assert codec_weights_status(name)[0] is False
+    assert codec_available(name)[0] is False
     url = w.zoo_url(codecs.entry(name).builder.arch.zoo, "mse", None)
     (tmp_path / "mine" / url.rsplit("/", 1)[-1]).write_bytes(b"")
-    assert codec_weights_status(name) == (True, "on disk")
-    assert codec_weights_status("jpeg")[0] is True
+    assert codec_available(name) == (True, "weights on disk")
+    assert codec_available("jpeg") == (True, "no weights needed")
 
 
 def test_compress_bpp_matches_functional(capsys, image_path, tmp_path):
@@ -156,6 +218,11 @@ def test_grid_with_shipped_codec(capsys, image_path, tmp_path):
         (["compress", "{image}", "--quality", "0"], "[1, 100]"),
         (["compress", "{image}", "--quality", "101"], "[1, 100]"),
         (["compress", "{image}", "--quality", "nan"], "finite"),
+        (["compress", "{image}", "--codec", "augcomp-tiny", "--quality", "9"],
+         "(quality of augcomp-tiny) must be in [1, 4]"),
+        (["compress", "{image}", "--codec", "augcomp-tiny", "--backend", "torch", "--quality", "1"],
+         "--backend is not an option of augcomp-tiny"),
+        (["compress", "{image}", "--weights", "w.pt", "--quality", "1"], "--weights is not an option of jpeg"),
         (["compress", "{image}"], "--bpp --quality is required"),
         (["compress", "{image}", "--bpp", "1", "--quality", "50"], "not allowed with"),
         (["grid", "{image}", "--bpp", "0.1,x", "-o", "{out}"], "'x' is not a number"),
