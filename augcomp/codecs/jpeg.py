@@ -180,7 +180,7 @@ class NativeJPEG(LibraryCodec):
         self.subsampling = subsampling
 
     def encode(self, image, level: float) -> bytes:
-        return bytes(_encode(torch.from_numpy(image).permute(2, 0, 1), level, self.subsampling).numpy())
+        return _encode(image, level, self.subsampling)
 
     def decode(self, data: bytes):
         from torchvision.io import decode_jpeg  # imported here: torchvision.io pulls in torch._dynamo (seconds)
@@ -191,9 +191,8 @@ class NativeJPEG(LibraryCodec):
     def payload_bits(self, data: bytes) -> int:
         return 8 * scan_length(data)
 
-    def rate_prior(self, image, target_bpp: float) -> tuple[float, float]:
-        start, slope = rate_prior(torch.tensor([target_bpp], dtype=torch.float32))
-        return float(start[0]), float(slope[0])
+    def rate_priors(self, images, target_bpp: Tensor) -> tuple[Tensor, Tensor]:
+        return rate_prior(target_bpp)
 
 
 # Rate prior: typical scan bpp of natural images at 4:2:0 against quality (measured on scikit-image's photos).
@@ -233,21 +232,20 @@ def _qtables(quality: float, components: int) -> list[list[int]]:
     return [t.reshape(-1).tolist() for t in tables[: min(components, 2)]]
 
 
-def _encode(image: Tensor, quality: float, subsampling: str) -> Tensor:
-    """libjpeg-turbo's encoding of one ``(C, H, W)`` uint8 image, as a 1-D uint8 tensor."""
-    gray = image.shape[0] == 1
+def _encode(image: np.ndarray, quality: float, subsampling: str) -> bytes:
+    """libjpeg-turbo's encoding of one ``(H, W, C)`` uint8 image."""
+    gray = image.shape[2] == 1
     if float(quality).is_integer() and (gray or subsampling == "420"):
         from torchvision.io import encode_jpeg  # imported here: torchvision.io pulls in torch._dynamo (seconds)
 
-        return _quietly(encode_jpeg, image, int(quality))
+        return bytes(_quietly(encode_jpeg, torch.from_numpy(image).permute(2, 0, 1), int(quality)).numpy())
     from PIL import Image
 
-    array = image.permute(1, 2, 0).numpy()
-    pil = Image.fromarray(np.ascontiguousarray(array[..., 0] if gray else array), mode="L" if gray else "RGB")
+    pil = Image.fromarray(np.ascontiguousarray(image[..., 0]) if gray else image, mode="L" if gray else "RGB")
     buf = io.BytesIO()
-    pil.save(buf, format="JPEG", qtables=_qtables(float(quality), image.shape[0]),
+    pil.save(buf, format="JPEG", qtables=_qtables(float(quality), image.shape[2]),
              subsampling=2 if subsampling == "420" else 0)
-    return torch.frombuffer(bytearray(buf.getvalue()), dtype=torch.uint8)
+    return buf.getvalue()
 
 
 def _quietly(fn, *args):

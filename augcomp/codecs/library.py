@@ -107,6 +107,16 @@ class LibraryCodec(Codec):
         lo, hi = self.entry.level_range
         return (lo + hi) / 2, float(np.log(30.0) / (hi - lo))
 
+    def rate_priors(self, images: np.ndarray, target_bpp: Tensor) -> tuple[Tensor, Tensor]:
+        """:meth:`rate_prior` for a batch, as two ``(B,)`` float32 tensors; override when it vectorises."""
+        priors = [self.rate_prior(image, float(t)) for image, t in zip(images, target_bpp.tolist(), strict=True)]
+        return torch.tensor(priors, dtype=torch.float32).reshape(-1, 2).unbind(1)
+
+    def to_channels(self, decoded: np.ndarray, channels: int) -> np.ndarray:
+        """The decoded ``(H, W, C')`` image with the input's ``channels``; override where the library codes
+        grayscale as RGB."""
+        return decoded
+
     # ------------------------------------------------------------------ shared machinery
 
     def bits(self, data: bytes) -> int:
@@ -118,9 +128,13 @@ class LibraryCodec(Codec):
         u8 = x if x.dtype == torch.uint8 else (x.detach() * 255.0).round_().clamp_(0, 255).to(torch.uint8)
         return u8.to("cpu").permute(0, 2, 3, 1).contiguous().numpy()
 
-    def _finish(self, x: Tensor, decoded: Sequence[np.ndarray], bits: Sequence[int]) -> tuple[Tensor, Tensor]:
-        out = torch.from_numpy(np.stack([d.reshape(d.shape[0], d.shape[1], -1) for d in decoded]))
-        out = out.permute(0, 3, 1, 2).to(x.device, non_blocking=True)
+    def _decode_into(self, out: Tensor, i: int, data: bytes) -> None:
+        # Runs in the worker threads, so the copy into the (B, C, H, W) batch is spread over them too.
+        decoded = self.to_channels(self.decode(data), out.shape[1])
+        out[i].copy_(torch.from_numpy(decoded.reshape(out.shape[2], out.shape[3], -1)).permute(2, 0, 1))
+
+    def _finish(self, x: Tensor, out: Tensor, bits: Sequence[int]) -> tuple[Tensor, Tensor]:
+        out = out.to(x.device, non_blocking=True)
         bits_t = torch.tensor(list(bits), dtype=torch.float32).to(x.device)
         if x.dtype == torch.uint8:
             return out, bits_t
@@ -132,13 +146,14 @@ class LibraryCodec(Codec):
     def _compress(self, x: Tensor, level: Tensor) -> tuple[Tensor, Tensor]:
         arrays = self._arrays(x)
         levels = level.tolist()
+        out = torch.empty(x.shape, dtype=torch.uint8)
 
-        def one(i: int) -> tuple[np.ndarray, int]:
+        def one(i: int) -> int:
             data = self.encode(arrays[i], levels[i])
-            return self.decode(data), self.bits(data)
+            self._decode_into(out, i, data)
+            return self.bits(data)
 
-        results = map_images(one, len(levels), self.threads)
-        return self._finish(x, [r[0] for r in results], [r[1] for r in results])
+        return self._finish(x, out, map_images(one, len(levels), self.threads))
 
     def _fit_bpp(self, x: Tensor, bpp: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         return self.search_bits(x, bpp.to(torch.float32) * float(x.shape[-2] * x.shape[-1]))
@@ -155,8 +170,7 @@ class LibraryCodec(Codec):
         """
         arrays = self._arrays(x)
         targets = target_bits.detach().to("cpu", torch.float32)
-        pixels = float(x.shape[-2] * x.shape[-1])
-        priors = [self.rate_prior(arrays[i], float(targets[i]) / pixels) for i in range(len(arrays))]
+        start, slope = self.rate_priors(arrays, targets / float(x.shape[-2] * x.shape[-1]))
         coded: list[dict[float, bytes]] = [{} for _ in range(len(arrays))]
 
         def measure(level: Tensor, active: Tensor) -> Tensor:
@@ -173,13 +187,13 @@ class LibraryCodec(Codec):
                                  for i in range(len(levels))])
 
         lo, hi = self.entry.level_range
-        start, slope = torch.tensor(priors, dtype=torch.float32).reshape(-1, 2).unbind(1)
         level, bits = search(measure, targets, lo, hi, discrete=self.entry.discrete, step=self.level_step,
                              increasing=self.entry.rate_increases_with_level, start=start, slope=slope, tol=self.tol,
                              early_stop=True)
         chosen = level.tolist()
-        decoded = map_images(lambda i: self.decode(coded[i][chosen[i]]), len(chosen), self.threads)
-        image, bits = self._finish(x, decoded, [int(b) for b in bits.tolist()])
+        out = torch.empty(x.shape, dtype=torch.uint8)
+        map_images(lambda i: self._decode_into(out, i, coded[i][chosen[i]]), len(chosen), self.threads)
+        image, bits = self._finish(x, out, [int(b) for b in bits.tolist()])
         return image, bits, level.to(x.device)
 
     def extra_repr(self) -> str:

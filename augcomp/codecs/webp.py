@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import io
-from collections.abc import Sequence
 
 import numpy as np
-from torch import Tensor
 
 from augcomp.codecs._containers import curve_prior, webp_vp8_payload_bytes
 from augcomp.codecs.library import LibraryCodec
@@ -93,10 +91,9 @@ class WebPCodec(LibraryCodec):
     def rate_prior(self, image: np.ndarray, target_bpp: float) -> tuple[float, float]:
         return curve_prior(image, target_bpp, _LEVELS, _TABLE)
 
-    def _finish(self, x: Tensor, decoded: Sequence[np.ndarray], bits: Sequence[int]) -> tuple[Tensor, Tensor]:
-        if x.shape[1] == 1:  # grayscale was coded as RGB: back to one channel the way Pillow converts
-            decoded = [_luma(d) for d in decoded]
-        return super()._finish(x, decoded, bits)
+    def to_channels(self, decoded: np.ndarray, channels: int) -> np.ndarray:
+        # Grayscale was coded as RGB: back to one channel the way Pillow converts.
+        return _luma(decoded) if channels == 1 else decoded
 
     def extra_repr(self) -> str:
         return f"{super().extra_repr()}, method={self.method}"
