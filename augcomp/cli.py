@@ -106,8 +106,17 @@ def _load_image(path: str, gray_ok: bool) -> Tensor:
         raise CLIError(f"not a file: {path}")
     try:
         with Image.open(p) as im:
-            gray = im.mode in ("1", "L", "LA", "I", "I;16", "F")
-            array = np.asarray(im.convert("L" if gray and gray_ok else "RGB"))
+            gray = im.mode in ("1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "F")
+            if im.mode.startswith("I"):
+                # 16-bit (or 32-bit integer) samples: scale to 8 bits instead of letting convert() clip them at 255.
+                wide = np.asarray(im).astype(np.float64)
+                peak = float(wide.max()) if wide.size else 0.0
+                top = 65535.0 if im.mode.startswith("I;16") else 255.0 if peak <= 255 else max(65535.0, peak)
+                array = np.clip(np.round(wide * (255.0 / top)), 0, 255).astype(np.uint8)
+                if not gray_ok:
+                    array = np.repeat(array[..., None], 3, axis=2)
+            else:
+                array = np.asarray(im.convert("L" if gray and gray_ok else "RGB"))
     except (UnidentifiedImageError, OSError) as err:
         raise CLIError(f"cannot read {path} as an image ({err})") from None
     x = torch.from_numpy(array.copy())

@@ -257,3 +257,14 @@ def test_help_and_version(capsys):
     assert "augcomp" in capsys.readouterr().out
     assert cli.main(["bench", "--help"]) == 0
     assert "--batch" in capsys.readouterr().out
+
+
+def test_sixteen_bit_png_is_scaled_not_clipped(tmp_path, capsys):
+    from PIL import Image
+
+    wide = np.linspace(0, 65535, 48 * 64).reshape(48, 64).astype(np.uint16)
+    Image.fromarray(wide).save(tmp_path / "g16.png")
+    assert cli.main(["compress", str(tmp_path / "g16.png"), "--quality", "90", "-o", str(tmp_path / "out.png")]) == 0
+    out = np.asarray(Image.open(tmp_path / "out.png")).astype(np.float64)
+    expected = np.round(wide / 257.0)
+    assert (out == 255).mean() < 0.05 and np.abs(out - expected).mean() < 2.0

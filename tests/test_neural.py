@@ -349,6 +349,7 @@ def no_weights(tmp_path, monkeypatch):
 def test_offline_without_weights_fails_fast_and_names_the_file(no_weights, monkeypatch):
     monkeypatch.setenv(w.OFFLINE_ENV_VAR, "1")
     x = torch.rand(1, 3, 32, 32)
+    w.zoo_url("bmshj2018-hyperprior", "mse", 1)  # imports compressai (seconds on a busy machine) before the clock
     start = time.monotonic()
     with pytest.raises(w.WeightsNotFoundError) as info:
         functional.compress(x, codec="bmshj2018-hyperprior", quality=3, metric="ms-ssim")
@@ -516,3 +517,25 @@ def test_cuda(natural):
     assert out.bpp.dtype == torch.float32 and bool(torch.isfinite(xg.grad).all())
     if os.environ.get("AUGCOMP_TEST_VERBOSE"):
         print(bits.tolist(), cpu.bits.tolist())
+
+
+def test_a_file_that_is_not_a_checkpoint_gets_a_clear_error(tmp_path):
+    bad = tmp_path / "bad.pth"
+    bad.write_text("not a checkpoint")
+    with pytest.raises(ValueError, match="not a checkpoint augcomp can read safely") as info:
+        functional.compress(torch.rand(1, 3, 16, 16), codec="mbt2018-mean", quality=1, weights=bad)
+    assert "weights_only=False" not in str(info.value) and "torch.save" in str(info.value)
+
+
+def test_offline_bpp_targeting_names_every_missing_level(no_weights, monkeypatch):
+    monkeypatch.setenv(w.OFFLINE_ENV_VAR, "1")
+    with pytest.raises(w.WeightsNotFoundError) as info:
+        functional.compress(torch.rand(1, 3, 64, 64), codec="mbt2018-mean", bpp=0.3)
+    assert all(_zoo_file("mbt2018-mean", q) in str(info.value) for q in range(1, 9))
+
+
+def test_first_neural_use_shows_no_torch_jit_warning():
+    code = ("import torch, augcomp; "
+            "augcomp.compress(torch.rand(1, 3, 64, 64), 'mbt2018-mean', quality=1, pretrained=False)")
+    done = subprocess.run([sys.executable, "-W", "error::FutureWarning", "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]

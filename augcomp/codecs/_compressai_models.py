@@ -10,6 +10,8 @@ their values are exactly those of CompressAI's ``eval()`` forward, while roundin
 
 from __future__ import annotations
 
+import importlib
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -78,9 +80,17 @@ def per_quality(*groups: tuple[range, tuple[int, ...]]) -> tuple[tuple[int, ...]
     return tuple(out)
 
 
+def compressai(module: str = "compressai") -> Any:
+    """Imports a compressai module. compressai applies ``torch.jit.script`` at import, which recent torch deprecates
+    with a FutureWarning per use; that is compressai's to change, so it is silenced here, for this import only."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r"`torch\.jit\.script` is deprecated", category=FutureWarning)
+        return importlib.import_module(module)
+
+
 def build_model(arch: Arch, index: int) -> nn.Module:
     """A randomly initialised CompressAI model (deterministic: seeded, without touching the global RNG)."""
-    import compressai.models as cm
+    cm = compressai("compressai.models")
 
     cls = getattr(cm, arch.cls_name)
     with torch.random.fork_rng(devices=[]):

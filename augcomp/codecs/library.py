@@ -128,10 +128,11 @@ class LibraryCodec(Codec):
         u8 = x if x.dtype == torch.uint8 else (x.detach() * 255.0).round_().clamp_(0, 255).to(torch.uint8)
         return u8.to("cpu").permute(0, 2, 3, 1).contiguous().numpy()
 
-    def _decode_into(self, out: Tensor, i: int, data: bytes) -> None:
-        # Runs in the worker threads, so the copy into the (B, C, H, W) batch is spread over them too.
+    def _decode_into(self, out: np.ndarray, i: int, data: bytes) -> None:
+        # Runs in the worker threads, so the copy into the (B, C, H, W) batch is spread over them too. numpy copies:
+        # decoders often return read-only arrays, which torch.from_numpy warns about.
         decoded = self.to_channels(self.decode(data), out.shape[1])
-        out[i].copy_(torch.from_numpy(decoded.reshape(out.shape[2], out.shape[3], -1)).permute(2, 0, 1))
+        np.copyto(out[i], decoded.reshape(out.shape[2], out.shape[3], -1).transpose(2, 0, 1))
 
     def _finish(self, x: Tensor, out: Tensor, bits: Sequence[int]) -> tuple[Tensor, Tensor]:
         out = out.to(x.device, non_blocking=True)
@@ -150,7 +151,7 @@ class LibraryCodec(Codec):
 
         def one(i: int) -> int:
             data = self.encode(arrays[i], levels[i])
-            self._decode_into(out, i, data)
+            self._decode_into(out.numpy(), i, data)
             return self.bits(data)
 
         return self._finish(x, out, map_images(one, len(levels), self.threads))
@@ -192,7 +193,7 @@ class LibraryCodec(Codec):
                              early_stop=True)
         chosen = level.tolist()
         out = torch.empty(x.shape, dtype=torch.uint8)
-        map_images(lambda i: self._decode_into(out, i, coded[i][chosen[i]]), len(chosen), self.threads)
+        map_images(lambda i: self._decode_into(out.numpy(), i, coded[i][chosen[i]]), len(chosen), self.threads)
         image, bits = self._finish(x, out, [int(b) for b in bits.tolist()])
         return image, bits, level.to(x.device)
 

@@ -171,6 +171,7 @@ class NeuralCodec(Codec):
         """
         target = bpp.to(torch.float32) * float(x.shape[-2] * x.shape[-1])
         lo, hi = self.entry.level_range
+        self._require_every_level(x.device)
         keep = not self._wants_grad(x)
         if self.arch.variable_rate:
             level, _ = bisect_levels(lambda g: self._compress_levels(x, g, False)[1], target, lo, hi, discrete=False)
@@ -192,6 +193,25 @@ class NeuralCodec(Codec):
         if not keep:
             image, bits = self._compress_levels(x, level, True)
         return image, bits, level
+
+    def _require_every_level(self, device: torch.device) -> None:
+        """Loads every model a search may need, so that missing weights are named all at once, before any work."""
+        from augcomp.codecs.weights import WeightsNotFoundError
+
+        missing = []
+        for level in range(1, self.arch.num_models + 1):
+            try:
+                self.model(level, device)
+            except WeightsNotFoundError as err:
+                missing.append((level, err))
+        if len(missing) == 1:
+            raise missing[0][1]
+        if missing:
+            files = ", ".join(str(getattr(err, "missing_file", level)) for level, err in missing)
+            raise WeightsNotFoundError(
+                f"bpp= targeting with {self.name} needs the weights of all {self.arch.num_models} levels; "
+                f"{len(missing)} are missing: {files}. {missing[0][1]}"
+            )
 
     def extra_repr(self) -> str:
         return (f"{super().extra_repr()}, arch={self.arch.cls_name}, metric={self.metric!r}, "

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 import socket
 import threading
 import urllib.parse
@@ -61,16 +62,14 @@ class WeightsNotFoundError(FileNotFoundError):
 
 def zoo_url(zoo: str, metric: str, quality: int | None) -> str:
     """URL of a CompressAI zoo checkpoint (``quality=None`` for the variable-rate models)."""
-    if quality is None:
-        from compressai.zoo.image_vbr import model_urls
+    from augcomp.codecs._compressai_models import compressai
 
-        table = model_urls[zoo]
+    if quality is None:
+        table = compressai("compressai.zoo.image_vbr").model_urls[zoo]
         if metric not in table:
             raise ValueError(f"CompressAI has no {metric!r} weights for {zoo!r}; available: {sorted(table)}")
         return table[metric]
-    from compressai.zoo.image import model_urls
-
-    return model_urls[zoo][metric][quality]
+    return compressai("compressai.zoo.image").model_urls[zoo][metric][quality]
 
 
 def hub_checkpoint_dir() -> Path:
@@ -131,7 +130,9 @@ def _not_found(what: str, filename: str, url: str | None, reason: str, searched:
         f"({ENV_VAR} is {'set to ' + repr(env) if env else 'unset'}), or in {hub_checkpoint_dir()}, "
         "or pass weights=<file or folder>; pretrained=False builds random weights (for tests only)."
     )
-    return WeightsNotFoundError(" ".join(lines))
+    err = WeightsNotFoundError(" ".join(lines))
+    err.missing_file = filename
+    return err
 
 
 def resolve_zoo_file(what: str, url: str, weights: str | os.PathLike | None = None) -> Path:
@@ -201,12 +202,20 @@ def read_state_dict(path: str | os.PathLike) -> dict[str, Tensor]:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint {path} does not exist")
-    if path.suffix == ".safetensors":
-        from safetensors.torch import load_file
+    try:
+        if path.suffix == ".safetensors":
+            from safetensors.torch import load_file
 
-        state: Any = load_file(str(path))
-    else:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+            state: Any = load_file(str(path))
+        else:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError) as err:
+        # torch's own message suggests weights_only=False, which would run the file's code: never the fix here.
+        raise ValueError(
+            f"{path} is not a checkpoint augcomp can read safely ({type(err).__name__}). weights= takes a "
+            "checkpoint saved with torch.save (a state dict, .pth or .pth.tar) or a .safetensors file, or a folder "
+            "of them named as the CompressAI zoo names them"
+        ) from None
     if isinstance(state, dict):
         for key in ("state_dict", "model"):
             if isinstance(state.get(key), dict):
@@ -220,9 +229,9 @@ def read_state_dict(path: str | os.PathLike) -> dict[str, Tensor]:
 def load_checkpoint(path: Path) -> dict[str, Tensor]:
     """A CompressAI state dict from a ``.pth``/``.pth.tar``/``.safetensors`` checkpoint (see :func:`read_state_dict`),
     with keys of older CompressAI versions renamed."""
-    from compressai.zoo import load_state_dict as rename_keys
+    from augcomp.codecs._compressai_models import compressai
 
-    return rename_keys(read_state_dict(path))
+    return compressai("compressai.zoo").load_state_dict(read_state_dict(path))
 
 
 def package_dir() -> Path:

@@ -1,8 +1,9 @@
 """The robustness protocol shared by ``recipes/{cls,det,seg}.py``.
 
-clean model -> sweep (clean and every codec x bitrate) -> finetune on images compressed on the device -> sweep
-again -> report (``results.json``, ``results.md``, ``robustness.png``), with exactly resumable state, atomic writes, a
-locked output folder that nothing is written outside of, and one-line errors for expected failures.
+clean model -> sweep (clean and every codec x bitrate) -> finetune one model on images compressed on the device (per
+image a codec from the mix and a bitrate from the range, a share left clean) -> sweep again -> report
+(``results.json``, ``results.md``, ``robustness.png``, ``matched_bpp.png``), with exactly resumable state, atomic
+writes, a locked output folder that nothing is written outside of, and one-line errors for expected failures.
 """
 
 from augcomp.experiment.args import make_parser, parse_args, parse_bpp_range, parse_grid
@@ -13,7 +14,15 @@ from augcomp.experiment.loops import apply_compress, compress_images, evaluate, 
 from augcomp.experiment.outdir import claim_output_dir
 from augcomp.experiment.protocol import Protocol, StopRequested
 from augcomp.experiment.recipe import main, make_accelerator, plan, recipe_entry_point, run_recipe
-from augcomp.experiment.report import build_results, plot_robustness, recovery, results_markdown, write_report
+from augcomp.experiment.report import (
+    build_results,
+    matched_bpp,
+    plot_matched_bpp,
+    plot_robustness,
+    recovery,
+    results_markdown,
+    write_report,
+)
 
 __all__ = [
     "CodecUnavailableError",
@@ -34,10 +43,12 @@ __all__ = [
     "main",
     "make_accelerator",
     "make_parser",
+    "matched_bpp",
     "parse_args",
     "parse_bpp_range",
     "parse_grid",
     "plan",
+    "plot_matched_bpp",
     "plot_robustness",
     "recipe_entry_point",
     "recovery",

@@ -29,28 +29,30 @@ def codec_usable(name: str, *, allow_download: bool = True) -> tuple[bool, str]:
     return ok, "" if ok else detail
 
 
-def resolve_codecs(spec: str | list[str]) -> tuple[list[str], dict[str, str]]:
-    """Turns a ``--codecs`` value into the codecs to sweep.
+def resolve_codecs(spec: str | list[str], option: str = "--codecs") -> tuple[list[str], dict[str, str]]:
+    """Turns a ``--codecs`` (or ``--train-codecs``) value into the codecs to use.
 
-    ``spec`` is a comma-separated list of codec names, or ``"available"``: every registered codec usable here
-    (the codec shipped with the package included), without downloading anything.
+    ``spec`` is a comma-separated list of codec names, or ``"available"``: every registered codec usable here,
+    without downloading anything (the library codecs whose packages are installed, such as JPEG, WebP, AVIF and
+    JPEG 2000 on a core install, and the neural codecs whose weights are present, the shipped one included).
 
     Args:
         spec: the option's value, or a list of names.
+        option: the option's name, for messages.
 
     Returns:
         ``(names, skipped)``: the codecs to use, and for ``"available"`` the ones left out with the reason.
 
     Raises:
         CodecUnavailableError: a codec named explicitly is unknown, or its package or weights cannot be found or
-            downloaded.
+            downloaded (the message names the extra to install or the weights to fetch).
     """
     from augcomp import codecs
 
     names = [s.strip() for s in spec.split(",")] if isinstance(spec, str) else list(spec)
     names = [n for n in names if n]
     if not names:
-        raise CodecUnavailableError("--codecs is empty; give codec names such as 'jpeg' or 'available'")
+        raise CodecUnavailableError(f"{option} is empty; give codec names such as 'jpeg' or 'available'")
     if names == ["available"]:
         usable, skipped = [], {}
         for name in codecs.list():
@@ -66,7 +68,7 @@ def resolve_codecs(spec: str | list[str]) -> tuple[list[str], dict[str, str]]:
         if not ok:
             raise CodecUnavailableError(
                 f"codec {name!r} cannot be used: {reason}. Known codecs: {', '.join(codecs.list())}; "
-                "'--codecs available' uses every codec usable here."
+                f"'{option} available' uses every codec usable here."
             )
         if name not in out:
             out.append(name)

@@ -24,19 +24,23 @@ def _groups(images: list[Tensor]) -> dict[tuple[int, ...], list[int]]:
     return groups
 
 
-def _per_group(images: Images, fn: Callable[[Tensor], tuple[Tensor, Tensor]]) -> tuple[Images, Tensor]:
+def _per_group(images: Images, fn: Callable[[Tensor], tuple[Tensor, ...]]) -> tuple[Images, list[Tensor]]:
     # Compression is batched over equally sized images; a list of mixed sizes is compressed one size at a time.
+    # ``fn`` returns the coded images and (B,) per-sample values, which are put back in the batch's order.
     if isinstance(images, Tensor):
-        return fn(images)
+        coded, *values = fn(images)
+        return coded, values
     out: list[Tensor] = [images[0]] * len(images)
-    bpp = torch.zeros(len(images), device=images[0].device)
-    for shape, idx in _groups(images).items():
-        del shape
-        coded, b = fn(torch.stack([images[i] for i in idx]))
+    values: list[Tensor] = []
+    for idx in _groups(images).values():
+        coded, *group = fn(torch.stack([images[i] for i in idx]))
+        if not values:
+            values = [torch.zeros(len(images), dtype=v.dtype, device=images[0].device) for v in group]
         for j, i in enumerate(idx):
             out[i] = coded[j]
-        bpp[idx] = b.to(bpp.device, torch.float32)
-    return out, bpp
+        for value, v in zip(values, group, strict=True):
+            value[idx] = v.to(value.device, value.dtype)
+    return out, values
 
 
 def compress_images(images: Images, codec: str, bpp: float) -> tuple[Images, Tensor]:
@@ -58,29 +62,51 @@ def compress_images(images: Images, codec: str, bpp: float) -> tuple[Images, Ten
     def fn(x: Tensor) -> tuple[Tensor, Tensor]:
         with torch.no_grad():
             out = compress(x, codec=codec, bpp=float(bpp), grad="none")
-        return out.image, out.bpp
+        return out.image, out.bpp.float()
 
-    return _per_group(images, fn)
+    images, (achieved,) = _per_group(images, fn)
+    return images, achieved
 
 
-def apply_compress(aug: Callable[[Tensor], Tensor], images: Images) -> tuple[Images, Tensor | None]:
+def apply_compress(aug: Callable[[Tensor], Tensor], images: Images) -> tuple[Images, Tensor, Tensor | None]:
     """Applies a :class:`augcomp.transforms.Compress` to a training batch on the device.
 
-    Returns the compressed images and the per-sample achieved bpp taken from ``aug.last_params`` (``None`` when
-    the transform does not report it).
-    """
+    A list of mixed sizes (detection) is compressed one size at a time, each group with its own draws; library
+    codecs copy each group to the host and back.
 
-    def fn(x: Tensor) -> tuple[Tensor, Tensor]:
+    Args:
+        aug: the transform; what it applied is read from its ``last_params``.
+        images: uint8 in [0, 255] (or float in [0, 1]) on the device.
+
+    Returns:
+        ``(images, bpp, codec)``: the batch, the per-sample achieved bpp (NaN where a sample stayed clean or the
+        transform does not report it), and per sample the index of the codec applied in ``aug.codec_names``, -1
+        where it stayed clean (``None`` when the transform does not report its draws).
+
+    Shape:
+        - images: ``(B, 3, H, W)`` or a list of ``(3, H_i, W_i)``; output alike.
+        - bpp, codec: ``(B,)``.
+    """
+    reported = True
+
+    def fn(x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        nonlocal reported
         with torch.no_grad():
             y = aug(x)
         params = getattr(aug, "last_params", None) or {}
-        bpp = params.get("bpp")
-        if not isinstance(bpp, Tensor) or bpp.shape != (x.shape[0],):
-            bpp = torch.full((x.shape[0],), float("nan"), device=x.device)
-        return y, bpp
+        n = x.shape[0]
+        bpp, applied, codec = params.get("bpp"), params.get("applied"), params.get("codec")
+        if not isinstance(bpp, Tensor) or bpp.shape != (n,):
+            bpp = torch.full((n,), float("nan"), device=x.device)
+        if isinstance(applied, Tensor) and isinstance(codec, Tensor) and applied.shape == codec.shape == (n,):
+            drawn = torch.where(applied, codec, torch.full_like(codec, -1))
+        else:
+            reported = False
+            drawn = torch.full((n,), -1, dtype=torch.long, device=x.device)
+        return y, bpp.float(), drawn.long()
 
-    images, bpp = _per_group(images, fn)
-    return images, bpp
+    images, (bpp, codec) = _per_group(images, fn)
+    return images, bpp, codec if reported else None
 
 
 def _no_bar(accelerator: Any) -> bool | None:
@@ -113,28 +139,35 @@ def train_epoch(
     aug: Callable[[Tensor], Tensor] | None = None,
     clip_grad_norm: float | None = None,
     desc: str = "train",
-) -> dict[str, float]:
+) -> dict[str, Any]:
     """One epoch over ``loader``: compress on the device (if ``aug``), forward, backward, step.
 
     Gradient accumulation follows the accelerator's ``gradient_accumulation_steps``.
 
     Returns:
-        ``{"loss": mean loss, "bpp": mean achieved training bpp (NaN without compression)}`` over all processes.
+        Over all processes: ``{"loss": mean loss, "bpp": mean achieved bpp of the compressed training images (NaN
+        without any), "draws": {"clean": n, <codec>: n, ...}}``, the images left clean and compressed with each
+        codec of ``aug`` (empty without a ``Compress``).
     """
     model.train()
-    loss_sum = torch.zeros((), device=accelerator.device)
-    bpp_sum = torch.zeros((), device=accelerator.device)
-    count = torch.zeros((), device=accelerator.device)
-    bpp_count = torch.zeros((), device=accelerator.device)
+    device = accelerator.device
+    loss_sum = torch.zeros((), device=device)
+    bpp_sum = torch.zeros((), device=device)
+    count = torch.zeros((), device=device)
+    bpp_count = torch.zeros((), device=device)
+    names = list(getattr(aug, "codec_names", None) or [])
+    # Samples left clean, then samples per codec: what the mix actually drew this epoch.
+    drawn = torch.zeros(len(names) + 1, device=device)
     bar = tqdm(loader, desc=desc, leave=False, dynamic_ncols=True, disable=_no_bar(accelerator))
     for batch in bar:
         images = batch["image"]
         if aug is not None:
-            images, bpp = apply_compress(aug, images)
-            if bpp is not None:
-                finite = torch.isfinite(bpp)
-                bpp_sum += bpp[finite].sum()
-                bpp_count += finite.sum()
+            images, bpp, codec = apply_compress(aug, images)
+            finite = torch.isfinite(bpp)
+            bpp_sum += bpp[finite].sum()
+            bpp_count += finite.sum()
+            if names and codec is not None:
+                drawn += torch.bincount(codec.to(device) + 1, minlength=len(names) + 1).to(drawn.dtype)
         with accelerator.accumulate(model):
             loss = task.loss(model, to_float(images), batch)
             accelerator.backward(loss)
@@ -145,10 +178,13 @@ def train_epoch(
             optimizer.zero_grad(set_to_none=True)
         loss_sum += loss.detach().float()
         count += 1
-    totals = accelerator.reduce(torch.stack([loss_sum, count, bpp_sum, bpp_count]), reduction="sum")
+    totals = accelerator.reduce(torch.cat([torch.stack([loss_sum, count, bpp_sum, bpp_count]), drawn]),
+                                reduction="sum")
     loss_mean = float(totals[0] / totals[1].clamp_min(1))
     bpp_mean = float(totals[2] / totals[3]) if totals[3] > 0 else float("nan")
-    return {"loss": loss_mean, "bpp": bpp_mean}
+    counts = [int(round(float(c))) for c in totals[4:]]
+    draws = dict(zip(["clean", *names], counts, strict=True)) if names else {}
+    return {"loss": loss_mean, "bpp": bpp_mean, "draws": draws}
 
 
 def evaluate(

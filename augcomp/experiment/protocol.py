@@ -36,7 +36,8 @@ from augcomp.tasks.base import DataBundle, Task, load_checkpoint
 
 __all__ = ["Protocol", "StopRequested"]
 
-# Settings that must not change between a run and its --resume: they change what the saved state means.
+# Settings that must not change between a run and its --resume: they change what the saved state means. The
+# finetuning mix (codecs, bitrates, clean share) is checked too, as "finetune_mix" (see Protocol._config).
 RESUME_KEYS = ("task", "model", "model_kwargs", "data_root", "image_size", "train_size", "val_size", "seed",
                "clean_epochs", "epochs", "checkpoint")
 
@@ -68,16 +69,18 @@ class Protocol:
         task: the task.
         data: its datasets.
         args: parsed options (see :mod:`augcomp.experiment.args`).
-        codecs: codecs of the sweep and of finetuning.
+        codecs: codecs of the sweep.
+        train_codecs: codecs finetuning draws from, one per training image (default: ``codecs``).
     """
 
     def __init__(self, accelerator: Any, task: Task, data: DataBundle, args: argparse.Namespace,
-                 codecs: list[str]) -> None:
+                 codecs: list[str], train_codecs: list[str] | None = None) -> None:
         self.acc = accelerator
         self.task = task
         self.data = data
         self.args = args
         self.codecs = codecs
+        self.train_codecs = list(train_codecs or codecs)
         self.out = Path(args.output_dir)
         self.metric = task.headline(args)
         self._val_cache: dict[str, dict] = {}
@@ -109,7 +112,13 @@ class Protocol:
 
     def _config(self) -> dict[str, Any]:
         a = vars(self.args)
-        return {k: a.get(k) for k in RESUME_KEYS}
+        return {**{k: a.get(k) for k in RESUME_KEYS}, "finetune_mix": self._mix()}
+
+    def _mix(self) -> dict[str, Any]:
+        # What finetuning draws from, as state.json stores it (lists, not tuples), so a resume compares equal.
+        bpp = self.args.train_bpp
+        return {"codecs": self.train_codecs, "bpp": list(bpp) if isinstance(bpp, tuple) else bpp,
+                "clean_share": self.args.clean_share}
 
     def _open_state(self) -> RunState:
         acc, path = self.acc, self.out / "state.json"
@@ -118,7 +127,8 @@ class Protocol:
         if resumed:
             state = RunState.load(path, write=main, root=self.out)
             old = state.data.get("config", {})
-            diff = {k: (old.get(k), v) for k, v in self._config().items() if old.get(k) != v}
+            # A key that an older augcomp did not save cannot be compared; the rest must match.
+            diff = {k: (old.get(k), v) for k, v in self._config().items() if k in old and old[k] != v}
             if diff:
                 raise RecipeError(
                     f"{path} was written with different settings {diff} (saved, given); resume with the same "
@@ -195,8 +205,11 @@ class Protocol:
         start = time.time()
         device = self.acc.device
         generator = torch.Generator(device=device).manual_seed(1000 * args.seed + 17 + self.acc.process_index)
-        codec = self.codecs if len(self.codecs) > 1 else self.codecs[0]
-        aug = Compress(codec=codec, bpp=args.train_bpp, p=args.compress_p, grad="none", generator=generator)
+        # One model for every codec and rate of the sweep: per image a codec from the mix and a bitrate from the
+        # range, and a share of images kept clean. The generator is saved with each checkpoint, so a resumed run
+        # draws the same codecs, rates and clean images.
+        aug = Compress(codec=self.train_codecs, bpp=args.train_bpp, p=1.0 - args.clean_share, grad="none",
+                       generator=generator)
         model = self._train("finetune", model, args.epochs, args.lr, aug=aug)
         self._save_model(model, path)
         seconds = state.phase("finetune").get("seconds", 0.0) + time.time() - start
@@ -224,10 +237,14 @@ class Protocol:
         if isinstance(getattr(aug, "generator", None), torch.Generator):
             generators["augment"] = aug.generator
         start_epoch = 0
+        draws: dict[str, int] = {}  # images per codec (and clean) over the epochs so far
         ckpt = resolve_dir(self.out / "ckpt" / phase)
         if ckpt is not None and self.state.phase(phase).get("epochs_done", 0) > 0:
             acc.load_state(str(ckpt))
-            start_epoch = int(_read_json(ckpt / "progress.json")["epochs_done"])
+            progress = _read_json(ckpt / "progress.json")
+            start_epoch = int(progress["epochs_done"])
+            # Kept with the checkpoint rather than in state.json, so the counts always match the epochs restored.
+            draws = dict(progress.get("draws", {}))
             self._restore_random(ckpt, generators)
             acc.print(f"{phase}: resuming after epoch {start_epoch} from {ckpt}")
         self.state.set(phase, status="running")
@@ -235,15 +252,21 @@ class Protocol:
             t0 = time.time()
             stats = train_epoch(acc, self.task, model, optimizer, scheduler, loader, aug=aug,
                                 clip_grad_norm=args.clip_grad_norm, desc=f"{phase} {epoch + 1}/{epochs}")
+            for name, n in stats["draws"].items():
+                draws[name] = draws.get(name, 0) + n
             # Taken before anything else can draw, so a resumed run starts its next epoch from exactly here.
-            self._save_state(phase, epoch + 1, rng.capture(generators))
+            self._save_state(phase, epoch + 1, rng.capture(generators), draws)
             seconds = time.time() - t0
             note = f", train bpp {stats['bpp']:.3f}" if math.isfinite(stats["bpp"]) else ""
+            if stats["draws"]:
+                note += ", images " + ", ".join(f"{k} {n}" for k, n in stats["draws"].items())
             acc.print(f"{phase} epoch {epoch + 1}/{epochs}: loss {stats['loss']:.4f}{note} ({seconds:.0f} s)")
+            total = max(1, sum(stats["draws"].values()))
             acc.log({f"{phase}/loss": stats["loss"], f"{phase}/lr": scheduler.get_last_lr()[0],
-                     **({f"{phase}/train_bpp": stats["bpp"]} if math.isfinite(stats["bpp"]) else {})},
+                     **({f"{phase}/train_bpp": stats["bpp"]} if math.isfinite(stats["bpp"]) else {}),
+                     **{f"{phase}/share/{k}": n / total for k, n in stats["draws"].items()}},
                     step=epoch + 1)
-            self.state.set(phase, epochs_done=epoch + 1)
+            self.state.set(phase, epochs_done=epoch + 1, **({"draws": dict(draws)} if draws else {}))
             self.state.note(f"{phase}:{epoch + 1}")
             if args.stop_after == f"{phase}:{epoch + 1}":
                 raise StopRequested(f"{phase} epoch {epoch + 1}")
@@ -261,7 +284,8 @@ class Protocol:
         if missing:
             self.acc.print(f"warning: {path} holds no state for {', '.join(missing)}")
 
-    def _save_state(self, phase: str, epochs_done: int, random_state: dict[str, Any]) -> None:
+    def _save_state(self, phase: str, epochs_done: int, random_state: dict[str, Any],
+                    draws: dict[str, int] | None = None) -> None:
         acc = self.acc
         final = self.out / "ckpt" / phase
         tmp = ensure_within(self.out, final.with_name(final.name + ".tmp"))
@@ -278,7 +302,8 @@ class Protocol:
             for path in tmp.rglob("*"):
                 if path.is_file() and not path.is_symlink():
                     path.chmod(mode)
-            atomic_write_json(tmp / "progress.json", {"phase": phase, "epochs_done": epochs_done}, root=self.out)
+            progress = {"phase": phase, "epochs_done": epochs_done, **({"draws": draws} if draws else {})}
+            atomic_write_json(tmp / "progress.json", progress, root=self.out)
             replace_dir(tmp, final, root=self.out)
         acc.wait_for_everyone()
 
@@ -354,6 +379,10 @@ class Protocol:
                 "finetune_epochs": args.epochs,
                 "train_bpp": list(bpp) if isinstance(bpp, tuple) else bpp,
                 "codecs": self.codecs,
+                "train_codecs": self.train_codecs,
+                "clean_share": args.clean_share,
+                # Images the finetuning mix drew over all epochs: left clean, and per codec.
+                "finetune_draws": state.phase("finetune").get("draws", {}),
                 "num_processes": self.acc.num_processes,
                 "mixed_precision": str(self.acc.mixed_precision),
                 "seconds": {p: round(state.phase(p).get("seconds", 0.0), 1)
@@ -362,7 +391,7 @@ class Protocol:
         )
         if self.acc.is_main_process:
             paths = write_report(results, self.out)
-            self.acc.print(f"report: {paths['json']}, {paths['md']}, {paths['png']}")
+            self.acc.print(f"report: {', '.join(str(p) for p in paths.values())}")
         self.acc.wait_for_everyone()
         state.set("report", status="done")
         state.note("report")

@@ -40,8 +40,20 @@ def make_accelerator(args: argparse.Namespace) -> Any:
 
 
 def plan(task: Task, data: DataBundle, args: argparse.Namespace, codecs: list[str], skipped: dict[str, str],
-         num_processes: int = 1) -> str:
-    """The plan of a run as text (printed by ``--dry-run``): data, model, steps, bitrates, codecs, outputs."""
+         num_processes: int = 1, train_codecs: list[str] | None = None) -> str:
+    """The plan of a run as text (printed by ``--dry-run``): data, model, steps, the finetuning mix, bitrates,
+    codecs, outputs.
+
+    Args:
+        task: the task.
+        data: its datasets.
+        args: parsed options.
+        codecs: codecs of the sweep.
+        skipped: codecs left out of ``available``, with the reason.
+        num_processes: processes of the run.
+        train_codecs: codecs of the finetuning mix (default: ``codecs``).
+    """
+    train_codecs = train_codecs or codecs
     world = num_processes * args.batch_size * args.grad_accum
     steps = len(data.train) // max(1, num_processes * args.batch_size)
     opt_steps = math.ceil(steps / args.grad_accum)
@@ -63,8 +75,11 @@ def plan(task: Task, data: DataBundle, args: argparse.Namespace, codecs: list[st
         f"model           {args.model} {args.model_kwargs or ''}".rstrip(),
         f"clean model     {clean}",
         f"finetuning      {args.epochs} epochs x {opt_steps} optimizer steps (global batch {world}), "
-        f"lr {args.lr:g}, bpp {bpp_txt}, p={args.compress_p:g}",
-        f"sweep           clean + {len(codecs)} codec(s) x {len(args.bpp_grid)} bitrates, twice (before/after)",
+        f"lr {args.lr:g}, one model for every codec and bitrate",
+        f"finetune mix    per image: a codec drawn from {', '.join(train_codecs)}; bpp {bpp_txt}; "
+        f"clean share {args.clean_share:g} ({100 * args.clean_share:.0f}% of images left uncompressed)",
+        f"sweep           clean + {len(codecs)} codec(s) x {len(args.bpp_grid)} bitrates, twice (before/after), "
+        "and codec against codec at each bitrate (matched bpp)",
         f"bpp grid        {', '.join(f'{b:g}' for b in args.bpp_grid)}",
         f"codecs          {', '.join(codecs)}",
     ]
@@ -72,7 +87,8 @@ def plan(task: Task, data: DataBundle, args: argparse.Namespace, codecs: list[st
         lines.append(f"  skipped       {name}: {reason.splitlines()[0][:140]}")
     lines += [
         f"processes       {num_processes}, mixed precision {args.mixed_precision or 'accelerate default'}",
-        f"output          {args.output_dir} (results.json, results.md, robustness.png, state.json, ckpt/)",
+        f"output          {args.output_dir} (results.json, results.md, robustness.png, matched_bpp.png, "
+        "state.json, ckpt/)",
     ]
     return "\n".join(lines)
 
@@ -92,8 +108,21 @@ def _build_data(task: Task, args: argparse.Namespace) -> DataBundle:
         raise RecipeError(f"--data-root {args.data_root}: {e}") from None
 
 
+def _resolve_codecs(args: argparse.Namespace) -> tuple[list[str], list[str], dict[str, str]]:
+    # The sweep's codecs, the finetuning mix (the sweep's unless --train-codecs), and those 'available' left out.
+    codecs, skipped = resolve_codecs(args.codecs)
+    if not codecs:
+        raise RecipeError(f"--codecs {args.codecs!r} leaves no usable codec")
+    if args.train_codecs is None:
+        return codecs, codecs, skipped
+    train_codecs, train_skipped = resolve_codecs(args.train_codecs, option="--train-codecs")
+    if not train_codecs:
+        raise RecipeError(f"--train-codecs {args.train_codecs!r} leaves no usable codec")
+    return codecs, train_codecs, {**skipped, **train_skipped}
+
+
 def main(task: Task, args: argparse.Namespace) -> dict[str, Any] | None:
-    """Everything a recipe does after parsing: accelerator, output folder, data, codecs, then the plan or the
+    """Everything a recipe does after parsing: codecs, accelerator, output folder, data, then the plan or the
     protocol.
 
     Returns:
@@ -105,6 +134,8 @@ def main(task: Task, args: argparse.Namespace) -> dict[str, Any] | None:
     from accelerate.utils import set_seed
 
     _check_data_root(args)
+    # Before the accelerator, the data and the output folder: a misspelt or unusable codec fails at once.
+    codecs, train_codecs, skipped = _resolve_codecs(args)
     accelerator = make_accelerator(args)
     set_seed(args.seed)
     lock = None
@@ -115,16 +146,13 @@ def main(task: Task, args: argparse.Namespace) -> dict[str, Any] | None:
             accelerator.print(note)
     try:
         data = _build_data(task, args)
-        codecs, skipped = resolve_codecs(args.codecs)
-        if not codecs:
-            raise RecipeError(f"--codecs {args.codecs!r} leaves no usable codec")
         if args.dry_run:
-            accelerator.print(plan(task, data, args, codecs, skipped, accelerator.num_processes))
+            accelerator.print(plan(task, data, args, codecs, skipped, accelerator.num_processes, train_codecs))
             return None
         for name, reason in skipped.items():
             accelerator.print(f"codec {name} skipped: {reason.splitlines()[0][:160]}")
         start = time.time()
-        results = Protocol(accelerator, task, data, args, codecs).run()
+        results = Protocol(accelerator, task, data, args, codecs, train_codecs).run()
         accelerator.print(f"total {time.time() - start:.0f} s")
         return results
     finally:
