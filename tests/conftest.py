@@ -9,6 +9,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from augcomp import codecs
+
 
 def _image(rng: np.random.Generator, h: int, w: int) -> Image.Image:
     return Image.fromarray(rng.integers(0, 256, size=(h, w, 3), dtype=np.uint8))
@@ -78,3 +80,18 @@ def ade20k_root(tmp_path: Path) -> Path:
             mask[8:, 32:] = 150
             Image.fromarray(mask).save(base / "annotations" / split / f"{name}.png")
     return base.parent
+
+
+@pytest.fixture
+def registered():
+    """Registers entries for one test and removes them after it."""
+    names = []
+
+    def add(entry: codecs.CodecEntry) -> codecs.CodecEntry:
+        codecs.register(entry)
+        names.append(entry.name)
+        return entry
+
+    yield add
+    for name in names:
+        codecs.unregister(name)

@@ -116,21 +116,6 @@ def test_row_selection():
         select_rows(rows, "augcomp-*,nothing")
 
 
-@pytest.fixture
-def registered():
-    """Registers entries for one test and removes them after it."""
-    names = []
-
-    def add(entry: codecs.CodecEntry) -> codecs.CodecEntry:
-        codecs.register(entry)
-        names.append(entry.name)
-        return entry
-
-    yield add
-    for name in names:
-        codecs.unregister(name)
-
-
 def test_codec_rows_come_from_the_registry(registered):
     # A new codec gets its rows with no benchmark code: a working one runs both, one whose build raises is skipped.
     jpeg = codecs.entry("jpeg")

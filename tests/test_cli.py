@@ -80,21 +80,6 @@ def test_codecs_json(capsys):
         assert (r["available"], r["detail"]) == codec_available(name)
 
 
-@pytest.fixture
-def registered():
-    """Registers entries for one test and removes them after it."""
-    names = []
-
-    def add(entry: codecs.CodecEntry) -> codecs.CodecEntry:
-        codecs.register(entry)
-        names.append(entry.name)
-        return entry
-
-    yield add
-    for name in names:
-        codecs.unregister(name)
-
-
 def test_codecs_says_what_to_install(capsys, registered):
     jpeg = codecs.entry("jpeg")
     registered(codecs.CodecEntry(name="test-missing", builder=jpeg.builder, level_range=(1.0, 100.0), discrete=False,

@@ -20,7 +20,9 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-__all__ = ["Arch", "KINDS", "Output", "build_model", "forward_model", "per_quality", "ste_round"]
+from augcomp.functional.quant import ste_round
+
+__all__ = ["Arch", "KINDS", "Output", "build_model", "forward_model", "per_quality"]
 
 # The forward pass of each model family; they differ in what the hyperprior predicts and in how y is quantized.
 FACTORIZED = "factorized"  # y coded by a fully factorized entropy bottleneck
@@ -96,11 +98,6 @@ def build_model(arch: Arch, index: int) -> nn.Module:
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(index)
         return cls(*arch.widths[index], **dict(arch.init_kwargs))
-
-
-def ste_round(x: Tensor) -> Tensor:
-    """``round(x)`` in the forward pass (bit-exact), identity gradient."""
-    return x + (torch.round(x) - x).detach()
 
 
 @dataclass

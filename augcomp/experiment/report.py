@@ -252,14 +252,15 @@ def _fmt_bpp(v: float | None) -> str:
 
 
 def plot_robustness(results: dict[str, Any], path: str | os.PathLike, root: str | os.PathLike | None = None) -> None:
-    """Metric versus achieved bpp (log x), before (dashed) and after (solid) finetuning, one colour per codec;
-    the clean metric before and after as horizontal lines."""
+    """Metric versus achieved bpp (log x), before (dashed, open markers) and after (solid, filled) finetuning, one
+    colour and marker per codec; the clean metric before and after as horizontal lines."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(6.4, 4.4), dpi=120)
+    fig, ax = plt.subplots(figsize=(7.6, 4.4), dpi=120)
+    markers = "os^Dvp"
     try:
         codecs = list(dict.fromkeys(r["codec"] for r in results["rows"]))
         colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
@@ -268,8 +269,10 @@ def plot_robustness(results: dict[str, Any], path: str | os.PathLike, root: str 
                           key=lambda r: r["achieved_bpp"] if r["achieved_bpp"] is not None else r["bpp"])
             x = [r["achieved_bpp"] if r["achieved_bpp"] is not None else r["bpp"] for r in rows]
             c = colours[i % len(colours)]
-            ax.plot(x, [r["before"] for r in rows], "o--", color=c, label=f"{codec}, before finetuning")
-            ax.plot(x, [r["after"] for r in rows], "s-", color=c, label=f"{codec}, after finetuning")
+            # A marker per codec too, so lines that coincide stay apart; open markers before, filled after.
+            m = markers[i % len(markers)]
+            ax.plot(x, [r["before"] for r in rows], f"{m}--", color=c, mfc="white", label=f"{codec}, before finetuning")
+            ax.plot(x, [r["after"] for r in rows], f"{m}-", color=c, label=f"{codec}, after finetuning")
         ax.axhline(results["clean"], color="0.45", ls="--", lw=1, label="clean images, before")
         ax.axhline(results["clean_after"], color="0.1", ls="-", lw=1, label="clean images, after")
         ax.set_xscale("log")
@@ -283,9 +286,10 @@ def plot_robustness(results: dict[str, Any], path: str | os.PathLike, root: str 
         ax.set_ylabel(results.get("metric_label", results["metric"]))
         ax.set_title(f"{results.get('title', results['task'])}: {results.get('model', '')}".rstrip(": "))
         ax.grid(True, which="both", alpha=0.3)
-        ax.legend(fontsize=7, loc="lower right")
+        # Beside the axes: with several codecs an inside legend would cover the lines.
+        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0), frameon=False)
         fig.tight_layout()
-        atomic_savefig(fig, path, root)
+        atomic_savefig(fig, path, root, bbox_inches="tight")
     finally:
         plt.close(fig)
 
