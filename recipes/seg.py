@@ -4,10 +4,13 @@ The protocol (shared with ``det.py`` and ``seg.py``, implemented in :mod:`augcom
 
 1. get the clean model: ``--checkpoint``, or ``--clean-epochs`` of training (add ``--pretrained`` to start from a
    pretrained timm backbone; the FPN head has no pretrained weights);
-2. sweep: mIoU on the validation set compressed at each bpp of ``--bpp-grid`` with each of ``--codecs``, and clean;
-3. finetune on training images compressed on the device, per-sample bpp drawn from ``--train-bpp``;
+2. sweep: mIoU on the validation set compressed at each bpp of ``--bpp-grid`` with each of ``--codecs``
+   (default: JPEG, JPEG 2000 and augcomp-tiny, one codec per family), and clean;
+3. finetune one model on training images compressed on the device: per image a codec drawn from
+   ``--train-codecs`` (default: the sweep's), a bpp from ``--train-bpp``, and ``--clean-share`` of them left clean;
 4. sweep again;
-5. report to ``--output-dir``: ``results.json``, ``results.md``, ``robustness.png``.
+5. report to ``--output-dir``: ``results.json``, ``results.md``, ``robustness.png`` and ``matched_bpp.png``
+   (at each bitrate, which codec hurts least before and after finetuning).
 
 With no arguments it runs on synthetic scenes whose object classes differ by fine texture (a few minutes on a laptop
 CPU)::
