@@ -241,7 +241,10 @@ def _encode(image: np.ndarray, quality: float, subsampling: str) -> bytes:
         return bytes(_quietly(encode_jpeg, torch.from_numpy(image).permute(2, 0, 1), int(quality)).numpy())
     from PIL import Image
 
-    pil = Image.fromarray(np.ascontiguousarray(image[..., 0]) if gray else image, mode="L" if gray else "RGB")
+    # frombuffer wraps the array's memory; fromarray would copy every candidate of the search.
+    mode = "L" if gray else "RGB"
+    pixels = np.ascontiguousarray(image[..., 0] if gray else image)
+    pil = Image.frombuffer(mode, (pixels.shape[1], pixels.shape[0]), pixels, "raw", mode, 0, 1)
     buf = io.BytesIO()
     pil.save(buf, format="JPEG", qtables=_qtables(float(quality), image.shape[2]),
              subsampling=2 if subsampling == "420" else 0)

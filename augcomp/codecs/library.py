@@ -54,6 +54,11 @@ def map_images(fn: Callable[[int], Any], count: int, threads: int | None = None)
     return list(pool.map(fn, range(count)))
 
 
+def _interleaved(image: np.ndarray) -> np.ndarray:
+    """``(C, H, W)`` to a C-contiguous ``(H, W, C)``, the layout image libraries take."""
+    return np.ascontiguousarray(image.transpose(1, 2, 0))
+
+
 class LibraryCodec(Codec):
     """A codec whose forward values come from an external library, one image at a time.
 
@@ -123,10 +128,15 @@ class LibraryCodec(Codec):
         """What the codec reports: the payload, or the whole file with ``include_header``."""
         return 8 * len(data) if self.include_header else self.payload_bits(data)
 
-    def _arrays(self, x: Tensor) -> np.ndarray:
-        # (B, H, W, C) uint8 on the host; the array keeps its tensor's memory alive.
+    @staticmethod
+    def _planar(x: Tensor) -> np.ndarray:
+        # (B, C, H, W) uint8 on the host; each image is laid out as (H, W, C) in the worker threads (in parallel).
         u8 = x if x.dtype == torch.uint8 else (x.detach() * 255.0).round_().clamp_(0, 255).to(torch.uint8)
-        return u8.to("cpu").permute(0, 2, 3, 1).contiguous().numpy()
+        return u8.to("cpu").numpy()
+
+    def _arrays(self, x: Tensor) -> list[np.ndarray]:
+        planar = self._planar(x)
+        return map_images(lambda i: _interleaved(planar[i]), len(planar), self.threads)
 
     def _decode_into(self, out: np.ndarray, i: int, data: bytes) -> None:
         # Runs in the worker threads, so the copy into the (B, C, H, W) batch is spread over them too. numpy copies:
@@ -145,12 +155,12 @@ class LibraryCodec(Codec):
         return image, bits_t
 
     def _compress(self, x: Tensor, level: Tensor) -> tuple[Tensor, Tensor]:
-        arrays = self._arrays(x)
+        planar = self._planar(x)
         levels = level.tolist()
         out = torch.empty(x.shape, dtype=torch.uint8)
 
         def one(i: int) -> int:
-            data = self.encode(arrays[i], levels[i])
+            data = self.encode(_interleaved(planar[i]), levels[i])
             self._decode_into(out.numpy(), i, data)
             return self.bits(data)
 
