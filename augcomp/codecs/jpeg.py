@@ -27,7 +27,7 @@ from augcomp.functional.jpeg import (
 from augcomp.functional.quant import cubic_round, quant_tables
 from augcomp.rate import DEFAULT_TOL, search
 
-__all__ = ["JPEGCodec", "NativeJPEG", "BACKENDS", "rate_prior", "scan_length"]
+__all__ = ["JPEGCodec", "NativeJPEG", "BACKENDS", "activity", "rate_prior", "scan_length"]
 
 BACKENDS = ("auto", "torch", "native")
 LEVEL_STEP = 0.01  # rate control tries qualities on this grid, so a last-bit difference between devices cannot matter
@@ -159,7 +159,7 @@ class JPEGCodec(Codec):
         with torch.autocast(device_type=x.device.type, enabled=False):
             # islow coefficients are integers below 2**15, exact in float32.
             stream = jpeg_stream(jpeg_analysis(samples, layout), layout).to(torch.float32)
-            start, slope = rate_prior(target / pixels)
+            start, slope = rate_prior(target / pixels, activity(samples))
             quality, _ = search(lambda q, active: self._stream_rate(stream, q, layout, stuffing=True), target,
                                 1.0, 100.0, discrete=False, start=start, slope=slope, tol=self.tol, step=LEVEL_STEP)
         return (*self._compress(x, quality), quality)
@@ -192,24 +192,57 @@ class NativeJPEG(LibraryCodec):
         return 8 * scan_length(data)
 
     def rate_priors(self, images, target_bpp: Tensor) -> tuple[Tensor, Tensor]:
-        return rate_prior(target_bpp)
+        samples = torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2)
+        return rate_prior(target_bpp, activity(samples))
 
 
-# Rate prior: typical scan bpp of natural images at 4:2:0 against quality (measured on scikit-image's photos).
-# Image-independent on purpose: both paths must start from the same level.
-_PRIOR_QUALITY = (1.0, 5.0, 10.0, 20.0, 35.0, 50.0, 65.0, 75.0, 85.0, 90.0, 95.0, 100.0)
-_PRIOR_LOG_BPP = (-1.8, -1.35, -0.95, -0.55, -0.25, -0.05, 0.12, 0.25, 0.5, 0.72, 1.1, 2.0)
+# Rate prior: log(scan bpp) of natural images at 4:2:0 ~ _PRIOR_LOG_BPP + _PRIOR_SLOPE * (activity - _PRIOR_ACTIVITY)
+# at each quality of _PRIOR_QUALITY, fitted by least squares on 156 crops (48 to 320 pixels a side) of
+# scikit-image's photographs. The activity term brings the prior's error from about 50% to about 15%.
+_PRIOR_QUALITY = (1, 3, 5, 8, 10, 15, 20, 25, 30, 40, 50, 60, 70, 75, 80, 85, 90, 93, 95, 97, 98, 99, 100)
+_PRIOR_LOG_BPP = (-1.786, -1.742, -1.588, -1.393, -1.276, -1.059, -0.905, -0.775, -0.67, -0.508, -0.373, -0.246,
+                  -0.071, 0.027, 0.167, 0.337, 0.585, 0.776, 0.976, 1.22, 1.346, 1.571, 1.731)
+_PRIOR_SLOPE = (0.144, 0.187, 0.31, 0.432, 0.483, 0.565, 0.628, 0.673, 0.705, 0.749, 0.785, 0.811, 0.824, 0.823,
+                0.817, 0.812, 0.79, 0.769, 0.743, 0.718, 0.718, 0.654, 0.578)
+_PRIOR_ACTIVITY = 1.693
 
 
-def rate_prior(target_bpp: Tensor) -> tuple[Tensor, Tensor]:
-    """``(start quality, |d log(bits) / d quality|)`` for each target bpp, from the typical curve above."""
-    xs = torch.tensor(_PRIOR_LOG_BPP, device=target_bpp.device)
-    ys = torch.tensor(_PRIOR_QUALITY, device=target_bpp.device)
-    t = torch.log(target_bpp.to(torch.float32).clamp_min(1e-6)).clamp(xs[0], xs[-1])
-    i = torch.searchsorted(xs, t.contiguous()).clamp(1, len(xs) - 1)
-    x0, x1, y0, y1 = xs[i - 1], xs[i], ys[i - 1], ys[i]
-    start = y0 + (t - x0) * (y1 - y0) / (x1 - x0)
-    return (start / LEVEL_STEP).round() * LEVEL_STEP, (x1 - x0) / (y1 - y0)
+def activity(samples: Tensor) -> Tensor:
+    """``log(1 + mean |difference of neighbouring samples|)`` per image: a texture measure for the rate prior.
+
+    Integer sums, so every device computes the same value (a float sum would differ in its last bits).
+
+    Shape:
+        - samples: ``(B, C, H, W)`` integer-valued in [0, 255] (uint8 or float); returns ``(B,)`` float64.
+    """
+    x = samples.to(torch.int32)
+    dx = (x[..., :, 1:] - x[..., :, :-1]).abs().sum(dim=(1, 2, 3), dtype=torch.int64)
+    dy = (x[..., 1:, :] - x[..., :-1, :]).abs().sum(dim=(1, 2, 3), dtype=torch.int64)
+    _, c, h, w = x.shape
+    pairs = max(c * (h * (w - 1) + (h - 1) * w), 1)
+    return torch.log1p((dx + dy).to(torch.float64) / pairs)
+
+
+def rate_prior(target_bpp: Tensor, texture: Tensor) -> tuple[Tensor, Tensor]:
+    """``(start quality, |d log(bits) / d quality|)`` per sample, from the fitted curve above, on the device.
+
+    Args:
+        target_bpp: ``(B,)`` targets.
+        texture: ``(B,)`` :func:`activity` of each image.
+    """
+    device = target_bpp.device
+    quality = torch.tensor(_PRIOR_QUALITY, dtype=torch.float32, device=device)
+    curve = torch.tensor(_PRIOR_LOG_BPP, device=device) + torch.tensor(_PRIOR_SLOPE, device=device) * (
+        texture - _PRIOR_ACTIVITY).to(torch.float32)[:, None]
+    curve = torch.cummax(curve, dim=1).values  # rate never falls as quality rises
+    t = torch.log(target_bpp.to(torch.float32).clamp_min(1e-6))
+    t = torch.minimum(torch.maximum(t, curve[:, 0]), curve[:, -1])
+    i = (curve < t[:, None]).sum(dim=1).clamp(1, len(_PRIOR_QUALITY) - 1)[:, None]
+    c0, c1 = curve.gather(1, i - 1)[:, 0], curve.gather(1, i)[:, 0]
+    q0, q1 = quality[i[:, 0] - 1], quality[i[:, 0]]
+    rise = (c1 - c0).clamp_min(1e-4)
+    start = q0 + (t - c0).clamp_min(0) / rise * (q1 - q0)
+    return (start / LEVEL_STEP).round() * LEVEL_STEP, rise / (q1 - q0)
 
 
 def scan_length(data: bytes) -> int:
