@@ -86,6 +86,13 @@ class Compress(v2.Transform):
         self.generator, self.codec_options = generator, codec_options
         self.last_params: dict[str, Any] | None = None
 
+    def _choices_on(self, device: torch.device) -> Tensor:
+        # Cached per device: copying from the host in every call would sync an accelerator.
+        cache = self.__dict__.setdefault("_choices_cache", {})
+        if device not in cache:
+            cache[device] = self.choices.to(device)
+        return cache[device]
+
     def _uniform(self, n: int, device: torch.device) -> Tensor:
         gen = worker_generator(self.generator)
         return torch.rand(n, generator=gen, device=device if gen is None else gen.device).to(device)
@@ -98,7 +105,7 @@ class Compress(v2.Transform):
         n = min(total, 1) if self.same_on_batch else total
         if self.choices is not None:
             pick = (self._uniform(n, device) * len(self.choices)).long().clamp_(max=len(self.choices) - 1)
-            target = self.choices.to(device, non_blocking=True)[pick]
+            target = self._choices_on(device)[pick]
         else:
             target = per_sample(self.spec, n, device, self.mode, *self.range, log=self.mode == "bpp",
                                 generator=worker_generator(self.generator), low_inclusive=self.mode != "bpp",
