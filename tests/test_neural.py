@@ -319,11 +319,33 @@ def test_vbr_rate_control_returns_achieved_bpp(natural):
     res = functional.compress(x, codec=name, bpp=target, grad="none", pretrained=False)
     again = functional.compress(x, codec=name, quality=res.level, grad="none", pretrained=False)
     torch.testing.assert_close(res.bpp, again.bpp, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(res.image, again.image)  # the kept candidate is the chosen level's image
     assert bool(((res.level >= lo) & (res.level <= hi)).all())
     # The search stops once within its tolerance; it never ends further off than that or than the better range end.
     err = (res.bpp.log() - math.log(target)).abs()
     best_end = torch.minimum(*[(end.log() - math.log(target)).abs() for end in ends])
     assert bool((err <= torch.clamp(best_end, min=math.log1p(DEFAULT_TOL)) + 1e-6).all())
+
+
+def test_vbr_search_runs_on_log_gain_and_drops_converged_samples(natural, monkeypatch):
+    """The shared engine over log(gain): on the CPU each step runs only the samples still searching, and no pass is
+    repeated at the end when no gradient is wanted."""
+    name = "mbt2018-mean-vbr"
+    x = torch.cat([natural, natural.flip(-1), F.avg_pool2d(natural, 5, 1, 2)])[..., :64, :64]
+    sizes = []
+    run = NeuralCodec._run
+    monkeypatch.setattr(NeuralCodec, "_run", lambda self, xs, *a: sizes.append(xs.shape[0]) or run(self, xs, *a))
+    lo, hi = codecs.entry(name).level_range
+    mid = functional.compress(x, codec=name, quality=(lo * hi) ** 0.5, grad="none", pretrained=False).bpp
+    sizes.clear()
+    res = functional.compress(x, codec=name, bpp=mid * torch.linspace(0.7, 1.4, x.shape[0]), grad="none",
+                              pretrained=False)
+    assert 1 < len(sizes) <= 10 and sizes[0] == x.shape[0] and sizes == sorted(sizes, reverse=True), sizes
+    # the chosen gains lie on the log-gain grid, or at an end of the range (targets beyond it)
+    steps = (res.level.log() - math.log(lo)) / neural.GAIN_LOG_STEP
+    on_grid = (steps - steps.round()).abs() < 1e-3
+    at_end = (res.level - lo).abs().lt(1e-6) | (res.level - hi).abs().lt(1e-6)
+    assert bool((on_grid | at_end).all()), res.level.tolist()
 
 
 # --------------------------------------------------------------------------------------------------------- weights

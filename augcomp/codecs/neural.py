@@ -39,12 +39,15 @@ from augcomp.codecs._compressai_models import (
 )
 from augcomp.codecs.base import Codec
 from augcomp.codecs.registry import ANY_DEVICE, CodecEntry, register
-from augcomp.rate import bisect_levels, closeness
+from augcomp.rate import closeness, search
 
 __all__ = ["NeuralCodec", "ZooBuilder", "VBR_GAIN_RANGE", "clear_models", "get_model"]
 
 # CompressAI's variable-rate models are trained with gains 0.1 .. 1.0 (ScaleHyperpriorVbr.Gain at initialisation).
 VBR_GAIN_RANGE = (0.1, 1.0)
+# Rate control tries gains on a grid of this step in log(gain) (about 0.5% apart): fine next to the 4% tolerance,
+# and a grid makes the choice robust to last-bit differences between devices.
+GAIN_LOG_STEP = 0.005
 
 
 class NeuralCodec(Codec):
@@ -164,19 +167,16 @@ class NeuralCodec(Codec):
 
         Discrete codecs: a bisection over the quality index in which each model runs once per step on the samples
         that need it and no (sample, level) pair is measured twice: at most ``ceil(log2(L)) + 1`` passes over the
-        batch for ``L`` levels. Variable-rate codecs: :func:`augcomp.rate.bisect_levels` over the gain (one model,
-        a fixed number of steps). Search passes run without autograd; with ``grad="ste"`` and an input that requires
-        grad, one last pass at the chosen levels carries the gradient. Otherwise a discrete search returns its own
-        outputs and a variable-rate search adds one pass at the chosen gains.
+        batch for ``L`` levels. Variable-rate codecs: the shared engine over ``log(gain)`` (:meth:`_fit_gain`).
+        Search passes run without autograd; with ``grad="ste"`` and an input that requires grad, one last pass at
+        the chosen levels carries the gradient. Otherwise the search returns the outputs it measured.
         """
         target = bpp.to(torch.float32) * float(x.shape[-2] * x.shape[-1])
         lo, hi = self.entry.level_range
         self._require_every_level(x.device)
         keep = not self._wants_grad(x)
         if self.arch.variable_rate:
-            level, _ = bisect_levels(lambda g: self._compress_levels(x, g, False)[1], target, lo, hi, discrete=False)
-            image, bits = self._compress_levels(x, level, not keep)
-            return image, bits, level
+            return self._fit_gain(x, target, keep)
 
         def measure(level: Tensor, active: Tensor) -> tuple[Tensor, Tensor | None]:
             bits = torch.zeros(x.shape[0], device=x.device)
@@ -193,6 +193,46 @@ class NeuralCodec(Codec):
         if not keep:
             image, bits = self._compress_levels(x, level, True)
         return image, bits, level
+
+    def _fit_gain(self, x: Tensor, target: Tensor, keep: bool) -> tuple[Tensor, Tensor, Tensor]:
+        """Variable-rate search: :func:`augcomp.rate.search` over ``log(gain)``, where log-rate is nearly linear.
+
+        On the CPU only the samples still searching run (converged ones leave); elsewhere every step runs the whole
+        batch (no host sync). Without gradients the best image seen is kept, so no pass is repeated at the end.
+        """
+        lo, hi = (math.log(v) for v in self.entry.level_range)
+        on_cpu = x.device.type == "cpu"
+        best_err = torch.full_like(target, math.inf)
+        best_image = torch.zeros_like(x) if keep else None
+
+        def measure(log_gain: Tensor, active: Tensor) -> Tensor:
+            nonlocal best_err, best_image
+            gain = log_gain.exp()
+            if on_cpu:
+                idx = active.nonzero().squeeze(1)
+                bits = torch.ones_like(target)
+                if idx.numel() == 0:
+                    return bits
+                image, some = self._compress_levels(x.index_select(0, idx), gain.index_select(0, idx), False)
+                bits = bits.index_copy(0, idx, some)
+                if keep:
+                    image = torch.zeros_like(x).index_copy(0, idx, image)
+            else:
+                image, bits = self._compress_levels(x, gain, False)
+            if keep:
+                # search() keeps the candidate of least error, first found on ties: the same rule picks the image.
+                err = torch.where(active, closeness(bits, target), torch.full_like(best_err, math.inf))
+                better = err < best_err
+                best_err = torch.where(better, err, best_err)
+                best_image = torch.where(better.view(-1, 1, 1, 1), image, best_image)
+            return bits
+
+        log_gain, bits = search(measure, target, lo, hi, discrete=False, step=GAIN_LOG_STEP)
+        gain = log_gain.exp()
+        if keep:
+            return best_image, bits, gain
+        image, bits = self._compress_levels(x, gain, True)
+        return image, bits, gain
 
     def _require_every_level(self, device: torch.device) -> None:
         """Loads every model a search may need, so that missing weights are named all at once, before any work."""
