@@ -155,3 +155,19 @@ def test_missing_extra_is_named(monkeypatch):
             Compress("needs-extra", bpp=1.0)
     finally:
         codecs.unregister("needs-extra")
+
+
+def test_codec_order_does_not_depend_on_import_order():
+    """Importing a codec module before the registry loads does not move its codecs ahead of the others."""
+    import subprocess
+    import sys
+
+    code = ("import augcomp.codecs.neural\n"
+            "from augcomp import codecs\n"
+            "from augcomp.codecs.registry import BUILTIN_MODULES\n"
+            "print(','.join(codecs.list()))\n")
+    direct = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    plain = subprocess.run([sys.executable, "-c", "from augcomp import codecs; print(','.join(codecs.list()))"],
+                           capture_output=True, text=True, timeout=120)
+    assert direct.returncode == 0 and plain.returncode == 0, direct.stderr + plain.stderr
+    assert direct.stdout == plain.stdout and direct.stdout.startswith("jpeg,webp,avif,jpeg2000"), direct.stdout

@@ -163,7 +163,8 @@ def unregister(name: str) -> CodecEntry:
 
 
 def list() -> builtins.list[str]:  # noqa: A001 - the public name the contract gives
-    """Names of every registered codec, usable here or not, in registration order."""
+    """Names of every registered codec, usable here or not: the built-in ones in the order of
+    :data:`BUILTIN_MODULES`, then the others in registration order."""
     _ensure_builtin()
     return builtins.list(_REGISTRY)
 
@@ -218,3 +219,14 @@ def _ensure_builtin() -> None:
     _LOADED = True
     for module in BUILTIN_MODULES:
         importlib.import_module(module)
+    # A module imported directly before this point registered its codecs first; the order of list() should not
+    # depend on that: built-in codecs come in the order of BUILTIN_MODULES (stable within a module), then the rest.
+    rank = {module: i for i, module in enumerate(BUILTIN_MODULES)}
+
+    def module_of(codec_entry: CodecEntry) -> str:
+        builder = codec_entry.builder
+        return builder.__module__ if isinstance(builder, type) else type(builder).__module__
+
+    ordered = sorted(_REGISTRY.values(), key=lambda e: rank.get(module_of(e), len(rank)))
+    _REGISTRY.clear()
+    _REGISTRY.update((e.name, e) for e in ordered)
