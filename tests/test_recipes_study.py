@@ -38,26 +38,26 @@ from tests.test_recipes import run_recipe
 
 def test_default_study_covers_codec_families_and_reports_matched_bitrates(tmp_path):
     out = tmp_path / "study"
-    # Smaller than --tiny's 48 and 24 images, to keep the test short; the codecs and the mix are the defaults.
-    proc = run_recipe("cls", "--tiny", "--train-size", "32", "--val-size", "16", "--output-dir", str(out))
+    # Fewer validation images than --tiny's 24, to keep the test short; the codecs and the mix are the defaults.
+    proc = run_recipe("cls", "--tiny", "--val-size", "16", "--output-dir", str(out))
     results = json.loads((out / "results.json").read_text())
     names = DEFAULT_CODECS.split(",")
-    assert len(names) >= 3 and names[0] == "jpeg" and {"jpeg2000", "augcomp-tiny"} <= set(names)
+    assert len(names) >= 3 and names[0] == "jpeg" and {"jpeg2000", "avif", "augcomp-tiny"} <= set(names)
     grid = list(TINY["bpp_grid"])
     # One row per codec and target, in the sweep's order.
     assert results["codecs"] == names
     assert [(r["codec"], r["bpp"]) for r in results["rows"]] == [(c, b) for c in names for b in grid]
 
     # One finetuned model for all of them: the mix drew every codec, and kept a share of the images clean.
-    assert results["train_codecs"] == names and results["clean_share"] == 0.25
+    assert results["train_codecs"] == names and results["clean_share"] == 0.5
     draws = results["finetune_draws"]
-    assert list(draws) == ["clean", *names] and sum(draws.values()) == 32
+    assert list(draws) == ["clean", *names] and sum(draws.values()) == 48
     assert all(draws[k] > 0 for k in draws)
-    assert 0.05 < draws["clean"] / 32 < 0.5
+    assert 0.2 < draws["clean"] / 48 < 0.8
     epoch = [line for line in proc.stdout.splitlines() if line.startswith("finetune epoch 1/1:")]
     assert epoch and "images clean" in epoch[0] and all(f"{c} {draws[c]}" in epoch[0] for c in names)
     state = json.loads((out / "state.json").read_text())
-    assert state["config"]["finetune_mix"] == {"codecs": names, "bpp": [0.1, 2.0], "clean_share": 0.25}
+    assert state["config"]["finetune_mix"] == {"codecs": names, "bpp": [0.1, 2.0], "clean_share": 0.5}
 
     # The matched-bitrate view: per target, the codecs on target and the one that hurts least before and after.
     for m, target in zip(results["matched_bpp"], grid, strict=True):
@@ -70,7 +70,7 @@ def test_default_study_covers_codec_families_and_reports_matched_bitrates(tmp_pa
     md = (out / "results.md").read_text()
     assert "## Matched bitrate: which codec hurts least" in md
     assert f"| target bpp | {' | '.join(names)} | least hurt before | least hurt after |" in md
-    assert "- Finetuning mix: per image one of jpeg, jpeg2000, augcomp-tiny; 25% of images left clean" in md
+    assert f"- Finetuning mix: per image one of {', '.join(names)}; 50% of images left clean" in md
     for name in ("robustness.png", "matched_bpp.png"):
         assert (out / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert str(out / "matched_bpp.png") in proc.stdout
@@ -106,9 +106,9 @@ def test_resume_refuses_another_mix(tmp_path):
         return protocol.state.data["config"]
 
     config = open_state("--train-bpp", "0.2,1")
-    assert config["finetune_mix"] == {"codecs": ["jpeg", "jpeg2000"], "bpp": [0.2, 1.0], "clean_share": 0.25}
+    assert config["finetune_mix"] == {"codecs": ["jpeg", "jpeg2000"], "bpp": [0.2, 1.0], "clean_share": 0.5}
     assert open_state("--train-bpp", "0.2,1", "--resume") == config
-    for other in (["--clean-share", "0.5"], ["--train-bpp", "0.1,2"]):
+    for other in (["--clean-share", "0.25"], ["--train-bpp", "0.1,2"]):
         with pytest.raises(RecipeError, match="different settings.*finetune_mix"):
             open_state("--train-bpp", "0.2,1", "--resume", *other)
     # A state written before the mix was recorded can still be resumed.
@@ -210,9 +210,9 @@ def test_options_show_the_study_defaults():
     helps = {a.dest: a.help for a in parser._actions}
     assert helps["codecs"].endswith(f"default: {DEFAULT_CODECS}") and "JPEG 2000" in helps["codecs"]
     assert helps["train_codecs"].endswith("default: the --codecs of the sweep")
-    assert helps["clean_share"].endswith("default: 0.25") and "clean images" in helps["clean_share"]
+    assert helps["clean_share"].endswith("default: 0.5") and "clean images" in helps["clean_share"]
     args = parse_args(parser, task, [])
-    assert args.codecs == DEFAULT_CODECS and args.train_codecs is None and args.clean_share == 0.25
+    assert args.codecs == DEFAULT_CODECS and args.train_codecs is None and args.clean_share == 0.5
     assert parse_args(parser, task, ["--tiny"]).codecs == DEFAULT_CODECS  # --tiny keeps several codecs
     for bad in (["--clean-share", "1.5"], ["--clean-share", "nan"], ["--train-codecs", " , "]):
         with pytest.raises(SystemExit):

@@ -174,7 +174,7 @@ def test_load_checkpoint_accepts_bare_and_wrapped_state_dicts(tmp_path):
 def test_arguments_fill_defaults_by_data_kind():
     task = get_task("seg")
     synthetic = parse_args(make_parser(task, ""), task, [])
-    assert synthetic.bpp_grid == [0.1, 0.2, 0.5, 1.0, 2.0] and synthetic.codecs == "jpeg,jpeg2000,augcomp-tiny"
+    assert synthetic.bpp_grid == [0.1, 0.2, 0.5, 1.0, 2.0] and synthetic.codecs == "jpeg,jpeg2000,avif,augcomp-tiny"
     assert synthetic.train_bpp == (0.1, 2.0) and synthetic.output_dir == "results/seg"
     assert synthetic.clean_epochs > 0 and synthetic.head_channels == 64
     real = parse_args(make_parser(task, ""), task, ["--data-root", "/data/ade", "--epochs", "3"])

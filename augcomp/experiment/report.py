@@ -25,7 +25,7 @@ __all__ = [
 
 # A codec takes part in the matched-bitrate comparison at a target only where its mean achieved rate is within this
 # share of the target. Rate control meets a reachable target within 5% per image, so a larger gap means the codec
-# cannot code these images at that rate (JPEG below about 0.16 bpp, augcomp-tiny outside about 0.17-0.40), and its
+# cannot code these images at that rate (JPEG below about 0.16 bpp, for instance), and its
 # metric there belongs to another bitrate.
 MATCH_TOL = 0.1
 

@@ -47,7 +47,7 @@ class DetectionSettings(Settings):
 
 SYNTHETIC = DetectionSettings(
     model="resnet10t", model_kwargs=json.dumps(NARROW_RESNET), image_size=64, train_size=2000, val_size=300,
-    clean_epochs=10, epochs=10, batch_size=32, eval_batch_size=100, lr=1e-3, clean_lr=3e-3, weight_decay=0.01,
+    clean_epochs=8, epochs=7, batch_size=32, eval_batch_size=100, lr=1e-3, clean_lr=3e-3, weight_decay=0.01,
     headline="map_50", fpn_channels=64, clip_grad_norm=5.0,
 )
 COCO = DetectionSettings(
