@@ -306,7 +306,25 @@ def neural_point(model, img: Tensor) -> dict:
     return {"bpp": bits / (h * w), "bpp_estimate": est_bits / (h * w), "psnr": float(psnr)}
 
 
+def library_curve(codec: str, img: Tensor, qualities) -> list[dict]:
+    """RD points of one of augcomp's library codecs: its own encoder and decoder, payload bits as it counts them."""
+    from augcomp import compress
+
+    u8 = (img * 255).round().to(torch.uint8)
+    pts = []
+    for q in qualities:
+        res = compress(u8, codec, quality=float(q))
+        psnr = peak_signal_noise_ratio(res.image.double(), u8.double(), data_range=255.0)
+        pts.append({"quality": q, "bpp": float(res.bpp), "psnr": float(psnr)})
+    return pts
+
+
+# Codecs the held-out RD points are compared with, at the bitrate of each level: (name, qualities swept).
+REFERENCE_CODECS = (("webp", range(0, 101, 2)), ("avif", range(0, 101, 2)))
+
+
 def evaluate(models: list, lambdas: list[float]) -> dict:
+    """Held-out RD points of every level, with JPEG (scan bits), WebP and AVIF interpolated at the same bpp."""
     report = {"target_bpp": 0.25, "images": {}}
     margins = []
     for name in HELDOUT:
@@ -315,10 +333,14 @@ def evaluate(models: list, lambdas: list[float]) -> dict:
         neural = [{"level": k + 1, "lambda": lam, **neural_point(m, img)} for k, (m, lam) in
                   enumerate(zip(models, lambdas, strict=True))]
         jpeg = jpeg_curve(u8)
+        others = {codec: library_curve(codec, img, qualities) for codec, qualities in REFERENCE_CODECS}
+        for p in neural:
+            p["matched_psnr"] = {"jpeg": interp_psnr(jpeg, p["bpp"]),
+                                 **{codec: interp_psnr(curve, p["bpp"]) for codec, curve in others.items()}}
         n25, j25 = interp_psnr(neural, 0.25), interp_psnr(jpeg, 0.25)
         j25_file = interp_psnr(jpeg, 0.25, key="bpp_file")
         report["images"][name] = {"size": list(img.shape[-2:]), "neural": neural,
-                                  "jpeg": [p for p in jpeg if p["bpp"] < 2.5],
+                                  "jpeg": [p for p in jpeg if p["bpp"] < 2.5], **others,
                                   "psnr_at_0.25": {"neural": n25, "jpeg_scan": j25, "jpeg_file": j25_file}}
         if n25 is not None and j25 is not None:
             margins.append(n25 - j25)
@@ -374,12 +396,15 @@ def write_atomically(output_dir: Path, fill) -> None:
 
 
 def print_report(rd: dict) -> None:
+    """The RD points as a markdown table (PSNR in dB; the references at each level's bpp, interpolated in log-bpp)."""
+    refs = ["jpeg", *(codec for codec, _ in REFERENCE_CODECS)]
+    print("| image | level | bpp | PSNR | " + " | ".join(refs) + " |")
+    print("|---|---:|---:|---:|" + "---:|" * len(refs))
     for name, r in rd["images"].items():
-        at = r["psnr_at_0.25"]
-        print(f"{name}: PSNR at 0.25 bpp: neural {at['neural']}, JPEG {at['jpeg_scan']} (scan) / {at['jpeg_file']} "
-              "(file)")
         for p in r["neural"]:
-            print(f"  level {p['level']}: {p['bpp']:.4f} bpp (estimate {p['bpp_estimate']:.4f}), {p['psnr']:.2f} dB")
+            matched = p.get("matched_psnr", {})
+            cells = ["-" if matched.get(k) is None else f"{matched[k]:.2f}" for k in refs]
+            print(f"| {name} | {p['level']} | {p['bpp']:.3f} | {p['psnr']:.2f} | " + " | ".join(cells) + " |")
     print(f"mean margin at 0.25 bpp vs JPEG (scan bits): {rd['mean_margin_db_vs_jpeg_scan_at_0.25']} dB")
 
 
