@@ -11,9 +11,11 @@ from pathlib import Path
 
 import pytest
 
+from augcomp.tasks.settings import DEFAULT_CODECS
+
 ROOT = Path(__file__).resolve().parents[1]
-# The default --codecs: one codec per family (augcomp.tasks.settings.DEFAULT_CODECS).
-CODECS = ["jpeg", "jpeg2000", "augcomp-tiny"]
+# The default --codecs: codec families at matched bitrates.
+CODECS = DEFAULT_CODECS.split(",")
 
 
 def run_recipe(name: str, *args: str, check: bool = True, timeout: float = 300) -> subprocess.CompletedProcess:

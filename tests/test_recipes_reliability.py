@@ -140,7 +140,10 @@ def test_ctrl_c_ends_with_a_hint_to_resume(tmp_path):
     out = tmp_path / "run"
     cmd = [sys.executable, str(ROOT / "recipes" / "cls.py"), "--tiny", "--clean-epochs", "50", "--output-dir",
            str(out)]
-    proc = subprocess.Popen(cmd, env=_env(), cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # A runner started in the background (nohup, `&` in a script) ignores SIGINT, and children inherit that; restore
+    # the default so that the recipe sees Ctrl-C as a terminal would deliver it.
+    proc = subprocess.Popen(cmd, env=_env(), cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         deadline = time.time() + 120
         while not (out / "state.json").is_file() and time.time() < deadline and proc.poll() is None:
