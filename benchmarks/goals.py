@@ -22,6 +22,8 @@ GOALS = (
 )
 # Goals that only mean something on a GPU.
 CUDA_GOALS = (
+    ("fixed quality, default options >= 5x nvJPEG round trip", "augcomp-jpeg", "tv-io-nvjpeg", 5.0),
+    ("bpp-targeted <= 1.5x the fixed-quality pass", "augcomp-bpp", "augcomp-jpeg", 1 / 1.5),
     ("differentiable fwd+bwd >= 5x nvJPEG round trip", "augcomp-ste", "tv-io-nvjpeg", 5.0),
     ("compiled fwd+bwd >= 10x kornia RandomJPEG fwd+bwd", "augcomp-ste-compiled", "kornia-random-jpeg-fwdbwd", 10.0),
     ("compiled fwd+bwd >= 5x nvJPEG round trip", "augcomp-ste-compiled", "tv-io-nvjpeg", 5.0),

@@ -218,11 +218,14 @@ def test_bench_command_selects_rows(tmp_path, capsys):
 def test_goals_on_a_gpu_add_the_cuda_goals():
     goals = script("goals")
     rows = [{"key": k, "ms_per_batch": t} for k, t in
-            (("augcomp-ste", 1.0), ("kornia-random-jpeg-fwdbwd", 20.0), ("tv-io-nvjpeg", 4.0))]
+            (("augcomp-ste", 1.0), ("kornia-random-jpeg-fwdbwd", 20.0), ("tv-io-nvjpeg", 4.0),
+             ("augcomp-jpeg", 0.7), ("augcomp-bpp", 1.2))]
     bars = {b.name: b for b in goals.evaluate_bars(rows, "cuda")}
     assert len(bars) == len(goals.GOALS) + len(goals.CUDA_GOALS)
     assert bars["differentiable fwd+bwd >= 10x kornia RandomJPEG fwd+bwd"].passed is True
     assert bars["differentiable fwd+bwd >= 5x nvJPEG round trip"].passed is False
+    assert bars["fixed quality, default options >= 5x nvJPEG round trip"].passed is True  # 4.0 / 0.7
+    assert bars["bpp-targeted <= 1.5x the fixed-quality pass"].passed is False  # 1.2 / 0.7 = 1.7x
     assert bars["augcomp JPEG >= 1.0x torchvision v2.JPEG"].ratio is None
 
 

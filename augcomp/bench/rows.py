@@ -187,13 +187,32 @@ def _jpeg_rows(quality: int, bpp: float) -> list[Row]:
 
         return step
 
+    def three_sizes(inp: Inputs) -> Callable[[], Any]:
+        # Detection and segmentation batches change size; after the first call (which compiles on CUDA), any
+        # recompilation is an error, so this row fails instead of timing compiles.
+        h, w = inp.u8.shape[-2:]
+        crops = [inp.u8, inp.u8[..., : h * 7 // 8, : w * 3 // 4].contiguous(),
+                 inp.u8[..., : h * 3 // 4, : w * 5 // 8 + 3].contiguous()]
+        calls = []
+
+        def call() -> None:
+            with torch.compiler.set_stance("fail_on_recompile" if calls else "default"):
+                for crop in crops:
+                    compress(crop, codec="jpeg", quality=inp.quality)
+            calls.append(1)
+
+        return call
+
     return [
-        Row("augcomp-jpeg", f"augcomp JPEG q{quality}", "augcomp", fixed, note="backend=auto"),
+        Row("augcomp-jpeg", f"augcomp JPEG q{quality}", "augcomp", fixed, note="backend=auto (compiled on CUDA)"),
         Row("augcomp-bpp", f"augcomp JPEG bpp={bpp:g}", "augcomp", targeted, note="backend=auto, rate control"),
         Row("augcomp-ste", f"augcomp JPEG q{quality} fwd+bwd", "augcomp", ste, dtype="float32",
             note="grad=ste, requires_grad input, sum().backward()"),
         Row("augcomp-torch", f"augcomp JPEG q{quality} torch backend", "augcomp", torch_backend,
             note="backend=torch (the GPU path)"),
+        Row("augcomp-jpeg-3-sizes", f"augcomp JPEG q{quality} at three sizes, no recompilation", "augcomp",
+            three_sizes, cuda_only=True, warmup=2, optional=True,
+            note="the batch, then two crops of it; fails if a new size recompiles"),
         # Compiling the tensor path takes minutes on a small CPU, so these rows run on GPUs only.
         Row("augcomp-compiled", f"augcomp JPEG q{quality} compiled", "augcomp", compiled, cuda_only=True, warmup=2,
             optional=True, note="backend=torch, compile=True"),

@@ -18,7 +18,8 @@ from augcomp.functional.jpeg import (
     SUBSAMPLINGS,
     jpeg_analysis,
     jpeg_layout,
-    jpeg_roundtrip,
+    jpeg_layout_of,
+    jpeg_roundtrip_any_size,
     jpeg_smooth,
     jpeg_stream,
     jpeg_stream_rate,
@@ -27,9 +28,10 @@ from augcomp.functional.jpeg import (
 from augcomp.functional.quant import cubic_round, quant_tables
 from augcomp.rate import DEFAULT_TOL, search
 
-__all__ = ["JPEGCodec", "NativeJPEG", "BACKENDS", "activity", "rate_prior", "scan_length"]
+__all__ = ["JPEGCodec", "NativeJPEG", "BACKENDS", "COMPILE_MODES", "activity", "rate_prior", "scan_length"]
 
 BACKENDS = ("auto", "torch", "native")
+COMPILE_MODES = ("auto", True, False)
 LEVEL_STEP = 0.01  # rate control tries qualities on this grid, so a last-bit difference between devices cannot matter
 
 
@@ -51,8 +53,10 @@ class JPEGCodec(Codec):
             libjpeg-turbo through Pillow (CPU tensors only); ``"auto"`` uses native on CPU (outside
             ``torch.compile``) and torch elsewhere. Both give the same pixels and bits (tested); gradients
             always come from the tensor path.
-        compile: run the tensor path through ``torch.compile`` (fuses its many small kernels; the first call per
-            image size compiles).
+        compile: run the tensor path through ``torch.compile(dynamic=True)``, which fuses its hundreds of small
+            kernels into a few; one graph serves every image size (the first call compiles, for about a minute).
+            ``"auto"`` compiles on CUDA, where the eager path is bound by kernel launches, and falls back to eager
+            (with a warning) if compilation fails; ``True`` compiles on every device and raises on failure.
         threads: images coded at once on the native path (default: the cores available, 1 in DataLoader workers).
         tol: relative rate error at which bpp targeting stops for a sample.
 
@@ -72,7 +76,7 @@ class JPEGCodec(Codec):
         subsampling: str = "420",
         include_header: bool = False,
         backend: str = "auto",
-        compile: bool = False,
+        compile: bool | str = "auto",
         threads: int | None = None,
         tol: float = DEFAULT_TOL,
     ) -> None:
@@ -84,13 +88,11 @@ class JPEGCodec(Codec):
         self.subsampling = subsampling
         self.include_header = include_header
         self.backend = backend
-        if not isinstance(compile, bool):
-            raise ValueError(f"compile must be True or False, got {compile!r}")
+        if compile not in COMPILE_MODES or not isinstance(compile, (bool, str)):
+            raise ValueError(f"compile must be one of {COMPILE_MODES}, got {compile!r}")
+        self.compile = compile
         self._native = NativeJPEG(entry, subsampling=subsampling, threads=threads, tol=tol)
         self.tol = self._native.tol
-        # torch.compile fuses the hundreds of small elementwise kernels of the tensor path (one graph per shape).
-        self._roundtrip = _compiled(jpeg_roundtrip) if compile else jpeg_roundtrip
-        self._stream_rate = _compiled(jpeg_stream_rate) if compile else jpeg_stream_rate
 
     def _use_native(self, x: Tensor) -> bool:
         # The native coder only computes the forward values, which are identical to the tensor path's;
@@ -102,6 +104,26 @@ class JPEGCodec(Codec):
                 raise ValueError(f"backend='native' runs on CPU tensors, got a tensor on {x.device}")
             return False
         return True
+
+    def _compiles_on(self, device: torch.device) -> bool:
+        return self.compile is True or (self.compile == "auto" and device.type == "cuda")
+
+    def _tensor_call(self, fn, *args, **kwargs):
+        """``fn(*args)`` on the tensor path, compiled once for all image sizes where ``compile`` asks for it."""
+        # Gradients never flow through these values (they are attached afterwards), and without grad mode one
+        # compiled graph serves training and evaluation alike.
+        with torch.no_grad():
+            if not self._compiles_on(args[0].device) or torch.compiler.is_compiling():
+                return fn(*args, **kwargs)  # inside a caller's compiled region, the caller's compiler fuses this
+            try:
+                return _compiled(fn)(*args, **kwargs)
+            except Exception as error:
+                if self.compile is True:
+                    raise
+                warnings.warn(f"JPEG: torch.compile failed ({type(error).__name__}: {error}); running the tensor "
+                              "path eagerly (pass compile=False to skip compiling)", RuntimeWarning, stacklevel=3)
+                self.compile = False
+                return fn(*args, **kwargs)
 
     def _header(self, channels: int) -> float:
         return float(jfif_header_bits(channels)) if self.include_header else 0.0
@@ -122,7 +144,7 @@ class JPEGCodec(Codec):
                 image, bits = self._native._compress(samples.to(torch.uint8), level)
                 image = image.to(torch.float32)
             else:
-                image, bits = self._roundtrip(samples, tables, layout)
+                image, bits = self._tensor_call(jpeg_roundtrip_any_size, samples, tables, self.subsampling)
             image = self._attach_grad(image, x255, tables, layout)
             return image / 255.0, bits + header
 
@@ -157,11 +179,14 @@ class JPEGCodec(Codec):
         xf = x.to(torch.float32) / 255.0 if x.dtype == torch.uint8 else x
         samples = (xf.detach().to(torch.float32) * 255.0).clamp(0, 255).round()
         with torch.autocast(device_type=x.device.type, enabled=False):
-            # islow coefficients are integers below 2**15, exact in float32.
-            stream = jpeg_stream(jpeg_analysis(samples, layout), layout).to(torch.float32)
+            stream = self._tensor_call(_float_stream, samples, self.subsampling)
             start, slope = rate_prior(target / pixels, activity(samples))
-            quality, _ = search(lambda q, active: self._stream_rate(stream, q, layout, stuffing=True), target,
-                                1.0, 100.0, discrete=False, start=start, slope=slope, tol=self.tol, step=LEVEL_STEP)
+
+            def rate(q: Tensor, active) -> Tensor:
+                return self._tensor_call(jpeg_stream_rate, stream, q, layout, stuffing=True)
+
+            quality, _ = search(rate, target, 1.0, 100.0, discrete=False, start=start, slope=slope, tol=self.tol,
+                                step=LEVEL_STEP)
         return (*self._compress(x, quality), quality)
 
 
@@ -297,9 +322,17 @@ _COMPILED: dict = {}
 
 
 def _compiled(fn):
+    # dynamic=True: image sizes (and the layout's grid sizes) stay symbolic, so a new size does not recompile.
     if fn not in _COMPILED:
-        _COMPILED[fn] = torch.compile(fn, dynamic=False)
+        _COMPILED[fn] = torch.compile(fn, dynamic=True)
     return _COMPILED[fn]
+
+
+def _float_stream(samples: Tensor, subsampling: str) -> Tensor:
+    # The layout is read off the shape so that it stays symbolic when compiled; islow coefficients are integers
+    # below 2**15, exact in float32.
+    layout = jpeg_layout_of(samples, subsampling)
+    return jpeg_stream(jpeg_analysis(samples, layout), layout).to(torch.float32)
 
 
 JPEG = register(

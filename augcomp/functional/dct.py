@@ -10,11 +10,12 @@ Two families:
 
 from __future__ import annotations
 
-import functools
 import math
 
 import torch
 from torch import Tensor
+
+from augcomp.functional._cache import constant_cache
 
 __all__ = [
     "blockify",
@@ -89,7 +90,7 @@ def _matrix_of(fn) -> list[list[int]]:
     return [[cols[j][i] for j in range(8)] for i in range(8)]
 
 
-@functools.cache
+@constant_cache
 def _islow_tables(device: torch.device) -> dict[str, Tensor]:
     fwd = torch.tensor(_matrix_of(_fdct_1d), dtype=torch.float64)
     inv = torch.tensor(_matrix_of(_idct_1d), dtype=torch.float64)
@@ -158,7 +159,7 @@ def idct_islow(coefficients: Tensor) -> Tensor:
     return range_limit_idct(out)
 
 
-@functools.cache
+@constant_cache
 def _ortho(n: int, device: torch.device, dtype: torch.dtype) -> Tensor:
     k = torch.arange(n, dtype=torch.float64)
     basis = torch.cos(math.pi * (2 * k[None, :] + 1) * k[:, None] / (2 * n)) * math.sqrt(2.0 / n)

@@ -8,10 +8,10 @@ device into 32-bit words with a scatter-add (no host sync, static shapes).
 
 from __future__ import annotations
 
-import functools
-
 import torch
 from torch import Tensor
+
+from augcomp.functional._cache import constant_cache
 
 __all__ = ["HUFFMAN_TABLES", "huffman_code_table", "scan_bits", "jfif_header_bits"]
 
@@ -53,7 +53,7 @@ def huffman_code_table(bits: tuple[int, ...], values: bytes) -> tuple[list[int],
     return codes, lengths
 
 
-@functools.cache
+@constant_cache
 def _tables(device: torch.device) -> dict[str, Tensor]:
     """Lookup tensors indexed ``[table_id, symbol]`` with table_id 0 = luma, 1 = chroma."""
     out: dict[str, list] = {"dc_code": [], "dc_len": [], "ac_code": [], "ac_len": [], "zrl_val": [], "zrl_len": []}

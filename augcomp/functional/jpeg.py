@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from augcomp.functional._cache import constant_cache
 from augcomp.functional.color import rgb_to_ycbcr_float, rgb_to_ycbcr_int, ycbcr_to_rgb_float, ycbcr_to_rgb_int
 from augcomp.functional.dct import block_dct, block_idct, blockify, fdct_islow, idct_islow, unblockify
 from augcomp.functional.entropy import scan_bits
@@ -28,11 +29,13 @@ __all__ = [
     "SUBSAMPLINGS",
     "JPEGLayout",
     "jpeg_layout",
+    "jpeg_layout_of",
     "jpeg_analysis",
     "jpeg_quantize",
     "jpeg_synthesis",
     "jpeg_scan_bits",
     "jpeg_roundtrip",
+    "jpeg_roundtrip_any_size",
     "jpeg_stream_rate",
     "jpeg_stream",
     "jpeg_stream_bits",
@@ -77,6 +80,18 @@ def jpeg_layout(channels: int, height: int, width: int, subsampling: str = "420"
     """The :class:`JPEGLayout` for an image size. ``subsampling`` is ``"420"`` or ``"444"`` (ignored for C=1)."""
     if subsampling not in SUBSAMPLINGS:
         raise ValueError(f"subsampling must be one of {SUBSAMPLINGS}, got {subsampling!r}")
+    return _make_layout(channels, height, width, subsampling)
+
+
+def jpeg_layout_of(samples: Tensor, subsampling: str = "420") -> JPEGLayout:
+    """The layout of a ``(B, C, H, W)`` batch, uncached: under ``torch.compile(dynamic=True)`` its sizes stay
+    symbolic, so compiled code built on it serves every image size."""
+    _, c, h, w = samples.shape
+    return _make_layout(c, h, w, subsampling)
+
+
+def _make_layout(channels: int, height, width, subsampling: str) -> JPEGLayout:
+    # Plain arithmetic, so that under torch.compile(dynamic=True) height and width stay symbolic.
     luma = (_ceil_div(height, 8), _ceil_div(width, 8))
     if channels == 1:
         return JPEGLayout(1, height, width, False, (luma,), luma)
@@ -98,44 +113,43 @@ class _Stream:
     per_mcu: int
 
 
-@functools.lru_cache(maxsize=256)
+@constant_cache
 def _stream(layout: JPEGLayout, device: torch.device) -> _Stream:
-    sizes = [r * c for r, c in layout.grids]
-    offsets = [sum(sizes[:i]) for i in range(len(sizes))]
-    zero_block = sum(sizes)
-    source, dc_source, component = [], [], []
+    # Tensor arithmetic on the grid sizes, not Python loops over them, so that under torch.compile(dynamic=True)
+    # they stay symbolic: one graph serves every image size.
+    i64 = {"dtype": torch.int64, "device": device}
     mh, mw = layout.mcu
-    for my in range(mh):
-        for mx in range(mw):
-            if layout.subsampled:
-                rows, cols = layout.grids[0]
-                first = len(source)
-                for k, (dy, dx) in enumerate(((0, 0), (0, 1), (1, 0), (1, 1))):
-                    y, x = 2 * my + dy, 2 * mx + dx
-                    real = y < rows and x < cols
-                    source.append(offsets[0] + y * cols + x if real else zero_block)
-                    # jccoefct.c: a dummy block takes the DC of the block before it in the MCU buffer.
-                    dc_source.append(len(source) - 1 if real else dc_source[first + k - 1])
-                    component.append(0)
-                for c in (1, 2):
-                    source.append(offsets[c] + my * mw + mx)
-                    dc_source.append(len(source) - 1)
-                    component.append(c)
-            else:
-                for c in range(layout.channels):
-                    source.append(offsets[c] + my * mw + mx)
-                    dc_source.append(len(source) - 1)
-                    component.append(c)
-    predecessor, last_seen = [], {}
-    for i, c in enumerate(component):
-        predecessor.append(last_seen.get(c, -1))
-        last_seen[c] = i
-    as_tensor = functools.partial(torch.tensor, dtype=torch.int64, device=device)
-    per_mcu = 6 if layout.subsampled else layout.channels
-    return _Stream(
-        as_tensor(source), as_tensor(dc_source), as_tensor([int(c > 0) for c in component]),
-        as_tensor(predecessor), as_tensor(ZIGZAG), per_mcu,
-    )
+    m = torch.arange(mh * mw, **i64)[:, None]  # MCU index, one row per MCU
+    if layout.subsampled:
+        rows, cols = layout.grids[0]
+        luma, chroma = rows * cols, mh * mw
+        k = torch.arange(4, **i64)
+        y, x = 2 * (m // mw) + k // 2, 2 * (m % mw) + k % 2
+        real = (y < rows) & (x < cols)
+        first = 6 * m
+        # jccoefct.c: a dummy block (past the image's last block row or column) takes the DC of the block before
+        # it in the MCU buffer; block 0 of an MCU is always real.
+        donors = [first]
+        for j in (1, 2, 3):
+            donors.append(torch.where(real[:, j : j + 1], first + j, donors[-1]))
+        source = torch.cat((torch.where(real, y * cols + x, luma + 2 * chroma), luma + m, luma + chroma + m), 1)
+        dc_source = torch.cat((*donors, first + 4, first + 5), 1)
+        table_id = torch.tensor([0, 0, 0, 0, 1, 1], **i64).expand_as(source)
+        step = torch.tensor([1, 1, 1, 1, 6, 6], **i64)
+        step[0] = 3  # luma block 0 follows block 3 of the MCU before
+        per_mcu = 6
+    else:
+        per_mcu = layout.channels
+        c = torch.arange(per_mcu, **i64)
+        source = c * (mh * mw) + m
+        dc_source = per_mcu * m + c
+        table_id = (c > 0).to(torch.int64).expand_as(source)
+        step = torch.full((per_mcu,), per_mcu, **i64)
+    scan = torch.arange(source.numel(), **i64).view_as(source)
+    # Previous block of the same component in scan order (DC prediction), -1 for a component's first block.
+    predecessor = torch.where(scan >= step, scan - step, -1)
+    return _Stream(source.flatten(), dc_source.flatten(), table_id.flatten(), predecessor.flatten(),
+                   torch.tensor(ZIGZAG, **i64), per_mcu)
 
 
 def _replicate_index(size: int, padded: int, device: torch.device) -> Tensor:
@@ -145,11 +159,15 @@ def _replicate_index(size: int, padded: int, device: torch.device) -> Tensor:
 def _pad_replicate(plane: Tensor, rows: int, cols: int) -> Tensor:
     """Edge replication of ``(..., H, W)`` to ``(..., rows, cols)``; works for every dtype."""
     h, w = plane.shape[-2:]
-    if rows != h:
-        plane = plane.index_select(-2, _replicate_index(h, rows, plane.device))
-    if cols != w:
-        plane = plane.index_select(-1, _replicate_index(w, cols, plane.device))
-    return plane
+    # No "already whole blocks?" branch: under torch.compile(dynamic=True) it would make a guard that recompiles.
+    plane = plane.index_select(-2, _replicate_index(h, rows, plane.device))
+    return plane.index_select(-1, _replicate_index(w, cols, plane.device))
+
+
+def _crop(plane: Tensor, rows: int, cols: int) -> Tensor:
+    # Gathers, not a slice: a strided view makes compiled code guard on whether the plane was already whole blocks.
+    plane = plane.index_select(-2, torch.arange(rows, device=plane.device))
+    return plane.index_select(-1, torch.arange(cols, device=plane.device))
 
 
 def _downsample_h2v2_int(plane: Tensor) -> Tensor:
@@ -215,13 +233,13 @@ def _fancy_upsample_int(plane: Tensor, size: tuple[int, int]) -> Tensor:
     rows, cols = size
     if cols <= 2:
         return plane[..., :rows, :cols].repeat_interleave(2, -2).repeat_interleave(2, -1)
-    p = plane[..., :rows, :]
-    i = torch.arange(rows, device=p.device)
+    i = torch.arange(rows, device=plane.device)
+    p = plane.index_select(-2, i)  # not a slice: a strided view makes compiled code guard on the plane's size
     above = p.index_select(-2, (i - 1).clamp_(min=0))
     below = p.index_select(-2, (i + 1).clamp_(max=rows - 1))
     colsum = torch.stack((3 * p + above, 3 * p + below), dim=-2).flatten(-3, -2)  # (..., 2 rows, W)
     j = torch.arange(cols, device=p.device)
-    this = colsum[..., :cols]
+    this = colsum.index_select(-1, j)
     left_n = colsum.index_select(-1, (j - 1).clamp_(min=0))
     right_idx = (j + 1).clamp_(max=cols - 1)
     right_n = colsum.index_select(-1, right_idx)
@@ -243,7 +261,7 @@ def jpeg_synthesis(quantized: list[Tensor], tables: Tensor, layout: JPEGLayout) 
         plane = unblockify(idct_islow(q * tables[:, min(c, 1), None, None])).to(torch.int32)
         if layout.subsampled and c > 0:
             plane = _fancy_upsample_int(plane, layout.chroma_size)
-        planes.append(plane[..., :h, :w])
+        planes.append(_crop(plane, h, w))
     out = torch.stack(planes, dim=1)
     if layout.channels == 3:
         out = ycbcr_to_rgb_int(out)
@@ -319,6 +337,19 @@ def jpeg_roundtrip(samples: Tensor, tables: Tensor, layout: JPEGLayout) -> tuple
     """
     quantized = jpeg_quantize(jpeg_analysis(samples, layout), tables)
     return jpeg_synthesis(quantized, tables, layout), jpeg_scan_bits(quantized, layout)
+
+
+def jpeg_roundtrip_any_size(samples: Tensor, tables: Tensor, subsampling: str = "420") -> tuple[Tensor, Tensor]:
+    """:func:`jpeg_roundtrip` with the layout read off ``samples``' shape.
+
+    Under ``torch.compile(dynamic=True)`` the layout stays symbolic, so one compiled graph serves every image size
+    (detection and segmentation batches change size) instead of one compilation per size.
+
+    Shape:
+        - samples: ``(B, C, H, W)`` integer-valued in [0, 255]; tables ``(B, 2, 8, 8)``.
+        - returns: image ``(B, C, H, W)`` float32 in [0, 255] and scan bits ``(B,)`` float32.
+    """
+    return jpeg_roundtrip(samples, tables, jpeg_layout_of(samples, subsampling))
 
 
 def jpeg_stream_rate(stream: Tensor, quality: Tensor, layout: JPEGLayout, *, stuffing: bool = False) -> Tensor:

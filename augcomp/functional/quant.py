@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import functools
-
 import torch
 from torch import Tensor
+
+from augcomp.functional._cache import constant_cache
 
 __all__ = [
     "LUMA_TABLE",
@@ -59,7 +59,7 @@ def quality_scale(quality: Tensor) -> Tensor:
     return ijg(lo) + frac * (ijg(hi) - ijg(lo))
 
 
-@functools.cache
+@constant_cache
 def _base_tables(device: torch.device) -> Tensor:
     return torch.tensor([LUMA_TABLE, CHROMA_TABLE], dtype=torch.float64).reshape(1, 2, 8, 8).to(device)
 
