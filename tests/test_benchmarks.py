@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 from types import ModuleType
 
+import numpy as np
 import pytest
 import torch
 from PIL import Image
@@ -312,3 +313,25 @@ def test_codecs_quick(tmp_path, capsys):
     for r in speed["rows"]:
         assert not r["skipped"] and r["fixed_images_per_s"] > 0 and r["targeted_images_per_s"] > 0
         assert r["targeted_vs_fixed_cost"] == pytest.approx(r["fixed_images_per_s"] / r["targeted_images_per_s"])
+
+
+def test_fit_priors_reproduces_the_shipped_jpeg_prior(tmp_path, capsys):
+    # The JPEG rate prior is fitted on libjpeg-turbo's own rates; the script must derive the shipped table from them.
+    fit_priors = script("fit_priors")
+    assert fit_priors.main(["--codecs", "jpeg", "--out", str(tmp_path), "--no-progress"]) == 0
+    capsys.readouterr()
+    (fit,) = json.loads((tmp_path / "priors.json").read_text())
+    assert fit["codec"] == "jpeg" and fit["max_abs_difference"] == 0.0
+    assert fit["heldout_median_log_error_shipped"] < 0.1  # about 7% on crops it was not fitted on
+    assert "| jpeg |" in (tmp_path / "priors.md").read_text()
+
+
+def test_fit_priors_fits_a_library_codec_curve(tmp_path, capsys):
+    fit_priors = script("fit_priors")
+    fit = fit_priors.fit_curve("webp", 6, 48, progress=False)
+    levels, shipped = codecs.get("webp").rate_curve
+    assert np.array(fit["table"]).shape == np.array(shipped).shape == (3, len(levels))
+    assert fit["median_log_error_refit"] <= fit["median_log_error_shipped"] + 0.05
+    with pytest.raises(SystemExit):
+        fit_priors.main(["--codecs", "jpeg2000", "--out", str(tmp_path)])
+    assert "have no fitted prior" in capsys.readouterr().err

@@ -56,7 +56,7 @@ def test_compiled_rate_control_serves_three_sizes_without_recompiling(monkeypatc
 
 def test_auto_compile_falls_back_to_eager_with_a_warning(monkeypatch):
     def broken(*args, **kwargs):
-        raise RuntimeError("no compiler here")
+        raise torch._dynamo.exc.TorchDynamoException("no compiler here")
 
     monkeypatch.setitem(jpeg_codec._COMPILED, jpeg_codec.jpeg_roundtrip_any_size, broken)
     codec = augcomp.codecs.entry("jpeg").build(backend="torch", compile="auto")  # a private instance: it changes
@@ -73,12 +73,25 @@ def test_auto_compile_falls_back_to_eager_with_a_warning(monkeypatch):
 
 def test_explicit_compile_raises_instead_of_falling_back(monkeypatch):
     def broken(*args, **kwargs):
-        raise RuntimeError("no compiler here")
+        raise torch._dynamo.exc.TorchDynamoException("no compiler here")
 
     monkeypatch.setitem(jpeg_codec._COMPILED, jpeg_codec.jpeg_roundtrip_any_size, broken)
     codec = augcomp.codecs.entry("jpeg").build(backend="torch", compile=True)
     with pytest.raises(RuntimeError, match="no compiler here"):
         codec(_batch(*SIZES[0])[1], torch.tensor(QUALITIES))
+
+
+def test_auto_compile_does_not_hide_errors_that_are_not_compilation(monkeypatch):
+    # A recompilation refused by the caller's stance, or an error while running, must reach the caller.
+    def refused(*args, **kwargs):
+        raise RuntimeError("Detected recompile when torch.compile stance is 'fail_on_recompile'")
+
+    monkeypatch.setitem(jpeg_codec._COMPILED, jpeg_codec.jpeg_roundtrip_any_size, refused)
+    codec = augcomp.codecs.entry("jpeg").build(backend="torch", compile="auto")
+    monkeypatch.setattr(codec, "_compiles_on", lambda device: True)
+    with pytest.raises(RuntimeError, match="fail_on_recompile"):
+        codec(_batch(*SIZES[0])[1], torch.tensor(QUALITIES))
+    assert codec.compile == "auto"
 
 
 @pytest.mark.parametrize("value", ["yes", 1, None])

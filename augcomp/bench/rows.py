@@ -210,7 +210,7 @@ def _jpeg_rows(quality: int, bpp: float) -> list[Row]:
             note="grad=ste, requires_grad input, sum().backward()"),
         Row("augcomp-torch", f"augcomp JPEG q{quality} torch backend", "augcomp", torch_backend,
             note="backend=torch (the GPU path)"),
-        Row("augcomp-jpeg-3-sizes", f"augcomp JPEG q{quality} at three sizes, no recompilation", "augcomp",
+        Row("augcomp-sizes", f"augcomp JPEG q{quality} at three sizes, no recompilation", "augcomp",
             three_sizes, cuda_only=True, warmup=2, optional=True,
             note="the batch, then two crops of it; fails if a new size recompiles"),
         # Compiling the tensor path takes minutes on a small CPU, so these rows run on GPUs only.

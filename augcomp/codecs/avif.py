@@ -6,7 +6,7 @@ import io
 
 import numpy as np
 
-from augcomp.codecs._containers import avif_frame_bytes, curve_prior
+from augcomp.codecs._containers import avif_frame_bytes
 from augcomp.codecs.library import LibraryCodec
 from augcomp.codecs.registry import CodecEntry, MissingExtraError, register
 from augcomp.rate import DEFAULT_TOL
@@ -68,6 +68,8 @@ class AVIFCodec(LibraryCodec):
         - output: image like ``x``; bits ``(B,)`` float32.
     """
 
+    rate_curve = (_LEVELS, _TABLE)
+
     def __init__(self, entry: CodecEntry, grad: str = "ste", speed: int = 6, subsampling: str = "420",
                  tune: str = "ssim", include_header: bool = False, threads: int | None = None,
                  tol: float = DEFAULT_TOL) -> None:
@@ -110,9 +112,6 @@ class AVIFCodec(LibraryCodec):
 
     def payload_bits(self, data: bytes) -> int:
         return 8 * avif_frame_bytes(data)
-
-    def rate_prior(self, image: np.ndarray, target_bpp: float) -> tuple[float, float]:
-        return curve_prior(image, target_bpp, _LEVELS, _TABLE)
 
     def extra_repr(self) -> str:
         return f"{super().extra_repr()}, speed={self.speed}, subsampling={self.subsampling!r}, tune={self.tune!r}"

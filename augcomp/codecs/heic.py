@@ -6,7 +6,7 @@ import io
 
 import numpy as np
 
-from augcomp.codecs._containers import curve_prior, heic_slice_bytes
+from augcomp.codecs._containers import heic_slice_bytes
 from augcomp.codecs.library import LibraryCodec
 from augcomp.codecs.registry import CodecEntry, register
 from augcomp.rate import DEFAULT_TOL
@@ -60,6 +60,8 @@ class HEICCodec(LibraryCodec):
         - output: image like ``x``; bits ``(B,)`` float32.
     """
 
+    rate_curve = (_LEVELS, _TABLE)
+
     def __init__(self, entry: CodecEntry, grad: str = "ste", preset: str = "ultrafast", subsampling: str = "420",
                  include_header: bool = False, threads: int | None = None, tol: float = DEFAULT_TOL) -> None:
         super().__init__(entry, grad, include_header, threads, tol)
@@ -89,9 +91,6 @@ class HEICCodec(LibraryCodec):
 
     def payload_bits(self, data: bytes) -> int:
         return 8 * heic_slice_bytes(data)
-
-    def rate_prior(self, image: np.ndarray, target_bpp: float) -> tuple[float, float]:
-        return curve_prior(image, target_bpp, _LEVELS, _TABLE)
 
     def extra_repr(self) -> str:
         return f"{super().extra_repr()}, preset={self.preset!r}, subsampling={self.subsampling!r}"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from augcomp.codecs._containers import curve_prior, jxl_codestream
+from augcomp.codecs._containers import jxl_codestream
 from augcomp.codecs.library import LibraryCodec
 from augcomp.codecs.registry import CodecEntry, MissingExtraError, register
 from augcomp.rate import DEFAULT_TOL
@@ -57,6 +57,8 @@ class JPEGXLCodec(LibraryCodec):
         - output: image like ``x``; bits ``(B,)`` float32.
     """
 
+    rate_curve = (_LEVELS, _TABLE)
+
     def __init__(self, entry: CodecEntry, grad: str = "ste", effort: int = 5, include_header: bool = False,
                  threads: int | None = None, tol: float = DEFAULT_TOL) -> None:
         super().__init__(entry, grad, include_header, threads, tol)
@@ -82,9 +84,6 @@ class JPEGXLCodec(LibraryCodec):
 
     def payload_bits(self, data: bytes) -> int:
         return 8 * (len(jxl_codestream(data)) - _SIGNATURE)
-
-    def rate_prior(self, image: np.ndarray, target_bpp: float) -> tuple[float, float]:
-        return curve_prior(image, target_bpp, _LEVELS, _TABLE)
 
     def extra_repr(self) -> str:
         return f"{super().extra_repr()}, effort={self.effort}"

@@ -21,6 +21,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from augcomp.codecs._containers import curve_prior
 from augcomp.codecs.base import Codec
 from augcomp.codecs.registry import CodecEntry
 from augcomp.rate import DEFAULT_TOL, search
@@ -81,6 +82,9 @@ class LibraryCodec(Codec):
 
     accepts_uint8 = True
     level_step: float | None = None  # candidate levels in rate control are multiples of this (discrete: 1)
+    # (levels, (a, b, c)): a fitted rate curve, log(bpp) ~ a + b * fine + c * coarse at each level (see curve_prior);
+    # benchmarks/fit_priors.py refits it.
+    rate_curve: tuple[Sequence[float], Sequence[Sequence[float]]] | None = None
 
     def __init__(self, entry: CodecEntry, grad: str = "ste", include_header: bool = False,
                  threads: int | None = None, tol: float = DEFAULT_TOL) -> None:
@@ -108,7 +112,10 @@ class LibraryCodec(Codec):
         raise NotImplementedError
 
     def rate_prior(self, image: np.ndarray, target_bpp: float) -> tuple[float, float]:
-        """``(start level, |d log(bits) / d level|)`` for the search; default: the middle of the range."""
+        """``(start level, |d log(bits) / d level|)`` for the search: from :attr:`rate_curve` where the codec has
+        one, else the middle of the range."""
+        if self.rate_curve is not None:
+            return curve_prior(image, target_bpp, *self.rate_curve)
         lo, hi = self.entry.level_range
         return (lo + hi) / 2, float(np.log(30.0) / (hi - lo))
 

@@ -6,7 +6,7 @@ import io
 
 import numpy as np
 
-from augcomp.codecs._containers import curve_prior, webp_vp8_payload_bytes
+from augcomp.codecs._containers import webp_vp8_payload_bytes
 from augcomp.codecs.library import LibraryCodec
 from augcomp.codecs.registry import CodecEntry, MissingExtraError, register
 from augcomp.rate import DEFAULT_TOL
@@ -59,6 +59,8 @@ class WebPCodec(LibraryCodec):
         - output: image like ``x``; bits ``(B,)`` float32.
     """
 
+    rate_curve = (_LEVELS, _TABLE)
+
     def __init__(self, entry: CodecEntry, grad: str = "ste", method: int = 4, include_header: bool = False,
                  threads: int | None = None, tol: float = DEFAULT_TOL) -> None:
         super().__init__(entry, grad, include_header, threads, tol)
@@ -87,9 +89,6 @@ class WebPCodec(LibraryCodec):
 
     def payload_bits(self, data: bytes) -> int:
         return 8 * webp_vp8_payload_bytes(data)
-
-    def rate_prior(self, image: np.ndarray, target_bpp: float) -> tuple[float, float]:
-        return curve_prior(image, target_bpp, _LEVELS, _TABLE)
 
     def to_channels(self, decoded: np.ndarray, channels: int) -> np.ndarray:
         # Grayscale was coded as RGB: back to one channel the way Pillow converts.
