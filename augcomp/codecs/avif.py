@@ -19,7 +19,8 @@ SUBSAMPLINGS = {"420": "4:2:0", "422": "4:2:2", "444": "4:4:4"}
 TUNES = {"ssim": (("tune", "ssim"),), "default": None}
 
 # Rate prior: log(bpp) ~ a + b * fine + c * coarse at each quality of the grid (speed 6, tune ssim, 4:2:0),
-# fitted by least squares on augcomp.samples.natural_crops(48, 224) (fine and coarse: _containers.texture).
+# fitted by least squares on augcomp.samples.natural_crops(48, 224) (fine and coarse: _containers.texture);
+# `python benchmarks/fit_priors.py --codecs avif` refits it.
 _LEVELS = tuple(float(q) for q in range(0, 101, 4))
 _TABLE = (
     (-4.729, -4.619, -4.562, -4.433, -4.353, -4.148, -4.014, -3.765, -3.617, -3.352, -3.177, -2.928, -2.759, -2.516,
