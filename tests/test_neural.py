@@ -348,6 +348,26 @@ def test_vbr_search_runs_on_log_gain_and_drops_converged_samples(natural, monkey
     assert bool((on_grid | at_end).all()), res.level.tolist()
 
 
+@pytest.mark.parametrize(("name", "pretrained"), [("augcomp-tiny", True), ("mbt2018-mean-vbr", False)])
+def test_full_batch_search_gives_the_cpu_result(name, pretrained, natural, monkeypatch):
+    """Off the CPU a search runs every step on the whole batch with no host sync; it must choose what the CPU's
+    search, which drops converged samples, chooses. Forced here on the CPU by turning the dropping off."""
+    x = torch.cat([natural, natural.flip(-1), F.avg_pool2d(natural, 5, 1, 2)])[..., :64, :64]
+    bpp = torch.linspace(0.2, 1.2, x.shape[0])
+    cpu = functional.compress(x, codec=name, bpp=bpp, grad="none", pretrained=pretrained)
+    sizes = []
+    run = NeuralCodec._run
+    monkeypatch.setattr(NeuralCodec, "_run", lambda self, xs, *a: sizes.append(xs.shape[0]) or run(self, xs, *a))
+    monkeypatch.setattr(neural, "_drops_converged", lambda device: False)
+    full = functional.compress(x, codec=name, bpp=bpp, grad="none", pretrained=pretrained)
+    if codecs.entry(name).discrete:  # each level is its own network: a pass runs each model on its samples
+        assert sum(sizes) % x.shape[0] == 0 and sum(sizes) > x.shape[0]
+    else:
+        assert set(sizes) == {x.shape[0]} and len(sizes) > 1  # every pass on the whole batch
+    assert torch.equal(full.level, cpu.level) and torch.equal(full.bits, cpu.bits)
+    assert torch.equal(full.image, cpu.image)
+
+
 # --------------------------------------------------------------------------------------------------------- weights
 
 

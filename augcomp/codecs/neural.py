@@ -179,17 +179,11 @@ class NeuralCodec(Codec):
             return self._fit_gain(x, target, keep)
 
         def measure(level: Tensor, active: Tensor) -> tuple[Tensor, Tensor | None]:
-            bits = torch.zeros(x.shape[0], device=x.device)
-            images = torch.zeros_like(x) if keep else None
-            idx = active.nonzero().squeeze(1)
-            if idx.numel():
-                img, b = self._compress_levels(x.index_select(0, idx), level.index_select(0, idx), False)
-                bits = bits.index_copy(0, idx, b)
-                if keep:
-                    images = images.index_copy(0, idx, img)
-            return bits, images
+            image, bits = self._measure_active(x, level, active, keep)
+            return bits, image
 
-        level, bits, image = _bisect_discrete(measure, target, int(lo), int(hi), keep_images=keep)
+        level, bits, image = _bisect_discrete(measure, target, int(lo), int(hi), keep_images=keep,
+                                              early_stop=_drops_converged(x.device))
         if not keep:
             image, bits = self._compress_levels(x, level, True)
         return image, bits, level
@@ -201,24 +195,12 @@ class NeuralCodec(Codec):
         batch (no host sync). Without gradients the best image seen is kept, so no pass is repeated at the end.
         """
         lo, hi = (math.log(v) for v in self.entry.level_range)
-        on_cpu = x.device.type == "cpu"
         best_err = torch.full_like(target, math.inf)
         best_image = torch.zeros_like(x) if keep else None
 
         def measure(log_gain: Tensor, active: Tensor) -> Tensor:
             nonlocal best_err, best_image
-            gain = log_gain.exp()
-            if on_cpu:
-                idx = active.nonzero().squeeze(1)
-                bits = torch.ones_like(target)
-                if idx.numel() == 0:
-                    return bits
-                image, some = self._compress_levels(x.index_select(0, idx), gain.index_select(0, idx), False)
-                bits = bits.index_copy(0, idx, some)
-                if keep:
-                    image = torch.zeros_like(x).index_copy(0, idx, image)
-            else:
-                image, bits = self._compress_levels(x, gain, False)
+            image, bits = self._measure_active(x, log_gain.exp(), active, keep)
             if keep:
                 # search() keeps the candidate of least error, first found on ties: the same rule picks the image.
                 err = torch.where(active, closeness(bits, target), torch.full_like(best_err, math.inf))
@@ -227,12 +209,33 @@ class NeuralCodec(Codec):
                 best_image = torch.where(better.view(-1, 1, 1, 1), image, best_image)
             return bits
 
-        log_gain, bits = search(measure, target, lo, hi, discrete=False, step=GAIN_LOG_STEP)
+        log_gain, bits = search(measure, target, lo, hi, discrete=False, step=GAIN_LOG_STEP,
+                                early_stop=_drops_converged(x.device))
         gain = log_gain.exp()
         if keep:
             return best_image, bits, gain
         image, bits = self._compress_levels(x, gain, True)
         return image, bits, gain
+
+    def _measure_active(self, x: Tensor, level: Tensor, active: Tensor, keep: bool) -> tuple[Tensor | None, Tensor]:
+        """Image (when ``keep``) and bits at ``level`` for the samples a search still measures.
+
+        Where converged samples leave the search (the CPU), only the active ones run, and the others come back as a
+        zero image and one bit, which the search ignores. Elsewhere the whole batch runs: picking the active samples
+        would need their count on the host.
+        """
+        if not _drops_converged(x.device):
+            image, bits = self._compress_levels(x, level, False)
+            return (image if keep else None), bits
+        bits = torch.ones(x.shape[0], device=x.device)
+        image = torch.zeros_like(x) if keep else None
+        idx = active.nonzero().squeeze(1)
+        if idx.numel():
+            some_image, some_bits = self._compress_levels(x.index_select(0, idx), level.index_select(0, idx), False)
+            bits = bits.index_copy(0, idx, some_bits)
+            if keep:
+                image = image.index_copy(0, idx, some_image)
+        return image, bits
 
     def _require_every_level(self, device: torch.device) -> None:
         """Loads every model a search may need, so that missing weights are named all at once, before any work."""
@@ -258,12 +261,19 @@ class NeuralCodec(Codec):
                 f"pretrained={self.pretrained}, max_batch={self.max_batch}")
 
 
+def _drops_converged(device: torch.device) -> bool:
+    """Whether searches on ``device`` drop converged samples and stop early: on the CPU, where reading which samples
+    are left costs nothing; elsewhere the loop keeps its fixed length, with no host sync."""
+    return device.type == "cpu"
+
+
 def _bisect_discrete(measure: Callable[[Tensor, Tensor], tuple[Tensor, Tensor | None]], target: Tensor, low: int,
-                     high: int, *, keep_images: bool) -> tuple[Tensor, Tensor, Tensor | None]:
+                     high: int, *, keep_images: bool, early_stop: bool = True) -> tuple[Tensor, Tensor, Tensor | None]:
     """The discrete search of :func:`augcomp.rate.bisect_levels`, never measuring a (sample, level) pair twice.
 
     ``measure(level, active)`` returns bits (and images, if kept) for the ``active`` samples; samples whose interval
-    has closed, or whose midpoint was measured already, are left out, and the search stops once none is left.
+    has closed, or whose midpoint was measured already, are left out, and with ``early_stop`` the search stops once
+    none is left (which reads a flag on the host). Without it the loop runs its full length; the result is the same.
 
     Returns:
         ``(level, bits, image)`` of the closest candidate per sample (``image`` None unless ``keep_images``).
@@ -284,7 +294,7 @@ def _bisect_discrete(measure: Callable[[Tensor, Tensor], tuple[Tensor, Tensor | 
         mid = torch.floor((lo + hi) / 2)
         col = (mid - low).long().clamp(0, n_levels - 1)[:, None]
         done = seen.gather(1, col).squeeze(1)
-        if bool(done.all()):
+        if early_stop and bool(done.all()):
             break
         fresh_bits, images = measure(mid, ~done)
         bits = torch.where(done, known.gather(1, col).squeeze(1), fresh_bits)
