@@ -37,21 +37,36 @@ def test_compiled_fixed_quality_serves_three_sizes_without_recompiling_and_stays
             assert float(out.bits[k]) == ref_bits, (h, w, qv)
 
 
-def test_compiled_rate_control_serves_three_sizes_without_recompiling(monkeypatch):
-    # The rate search compiles two more graphs (the DCT stream and one search step). Their shape handling is
-    # dynamo's and AOTAutograd's, which the inductor test above already exercises end to end; here the cheaper
-    # aot_eager backend keeps the test to seconds while checking the same guards.
+def test_compiled_rate_control_and_training_keep_one_graph_for_every_size(monkeypatch):
+    # Rate control compiles two more graphs (the DCT stream and one search step). A training step (float input that
+    # requires grad, under autocast) and an evaluation step (no_grad) must reuse the same graphs at every size: the
+    # compiled calls run without grad mode and without autocast, and the gradient is attached outside them. Shape
+    # handling is dynamo's and AOTAutograd's, which the inductor test above exercises end to end; the cheaper
+    # aot_eager backend keeps this test short while checking the same guards.
     for fn in (jpeg_codec._float_stream, jpeg_codec.jpeg_stream_rate, jpeg_codec.jpeg_roundtrip_any_size):
         monkeypatch.setitem(jpeg_codec._COMPILED, fn, torch.compile(fn, dynamic=True, backend="aot_eager"))
-    bpp = torch.tensor([0.4, 1.0, 2.5])
+    q = torch.tensor(QUALITIES)
     for i, (h, w) in enumerate(SIZES):
-        _, x = _batch(h, w)
+        image, x = _batch(h, w)
+        xf = (x.float() / 255).requires_grad_(True)
         with torch.compiler.set_stance("fail_on_recompile" if i else "default"):
-            out = augcomp.compress(x, codec="jpeg", bpp=bpp, backend="torch", compile=True)
-        native = augcomp.compress(x, codec="jpeg", bpp=bpp, backend="native")
-        # Same quality as libjpeg-turbo's own search, and the same pixels and bits.
-        assert torch.equal(out.level, native.level), (h, w)
-        assert torch.equal(out.image, native.image) and torch.equal(out.bits, native.bits), (h, w)
+            with torch.autocast("cpu", dtype=torch.bfloat16):
+                out = augcomp.compress(xf, codec="jpeg", quality=q, backend="torch", compile=True, grad="ste")
+                targeted = augcomp.compress(xf, codec="jpeg", bpp=torch.tensor([0.4, 1.0, 2.5]), backend="torch",
+                                            compile=True, grad="ste")
+            with torch.no_grad():
+                evaluated = augcomp.compress(x, codec="jpeg", quality=q, backend="torch", compile=True)
+        (out.image.sum() + targeted.image.sum()).backward()
+        assert out.image.dtype == torch.float32 and xf.grad is not None and bool(xf.grad.abs().sum() > 0)
+        ref, ref_bits, _ = libjpeg(image, QUALITIES[1])
+        assert np.array_equal((out.image[1] * 255).round().to(torch.uint8).permute(1, 2, 0).numpy(), ref)
+        assert np.array_equal(evaluated.image[1].permute(1, 2, 0).numpy(), ref)
+        assert float(out.bits[1]) == ref_bits
+        # Rate control picks the quality libjpeg-turbo's own search picks, with the same pixels and bits.
+        native = augcomp.compress(x, codec="jpeg", bpp=torch.tensor([0.4, 1.0, 2.5]), backend="native")
+        assert torch.equal(targeted.level, native.level), (h, w)
+        assert torch.equal((targeted.image.detach() * 255).round().to(torch.uint8), native.image)
+        assert torch.equal(targeted.bits, native.bits)
 
 
 def test_auto_compile_falls_back_to_eager_with_a_warning(monkeypatch):
