@@ -358,7 +358,7 @@ def test_full_batch_search_gives_the_cpu_result(name, pretrained, natural, monke
     sizes = []
     run = NeuralCodec._run
     monkeypatch.setattr(NeuralCodec, "_run", lambda self, xs, *a: sizes.append(xs.shape[0]) or run(self, xs, *a))
-    monkeypatch.setattr(neural, "_drops_converged", lambda device: False)
+    monkeypatch.setattr(neural, "drops_converged", lambda device: False)
     full = functional.compress(x, codec=name, bpp=bpp, grad="none", pretrained=pretrained)
     if codecs.entry(name).discrete:  # each level is its own network: a pass runs each model on its samples
         assert sum(sizes) % x.shape[0] == 0 and sum(sizes) > x.shape[0]

@@ -39,7 +39,7 @@ from augcomp.codecs._compressai_models import (
 )
 from augcomp.codecs.base import Codec
 from augcomp.codecs.registry import ANY_DEVICE, CodecEntry, register
-from augcomp.rate import closeness, search
+from augcomp.rate import closeness, drops_converged, search
 
 __all__ = ["NeuralCodec", "ZooBuilder", "VBR_GAIN_RANGE", "clear_models", "get_model"]
 
@@ -183,7 +183,7 @@ class NeuralCodec(Codec):
             return bits, image
 
         level, bits, image = _bisect_discrete(measure, target, int(lo), int(hi), keep_images=keep,
-                                              early_stop=_drops_converged(x.device))
+                                              early_stop=drops_converged(x.device))
         if not keep:
             image, bits = self._compress_levels(x, level, True)
         return image, bits, level
@@ -210,7 +210,7 @@ class NeuralCodec(Codec):
             return bits
 
         log_gain, bits = search(measure, target, lo, hi, discrete=False, step=GAIN_LOG_STEP,
-                                early_stop=_drops_converged(x.device))
+                                early_stop=drops_converged(x.device))
         gain = log_gain.exp()
         if keep:
             return best_image, bits, gain
@@ -224,7 +224,7 @@ class NeuralCodec(Codec):
         zero image and one bit, which the search ignores. Elsewhere the whole batch runs: picking the active samples
         would need their count on the host.
         """
-        if not _drops_converged(x.device):
+        if not drops_converged(x.device):
             image, bits = self._compress_levels(x, level, False)
             return (image if keep else None), bits
         bits = torch.ones(x.shape[0], device=x.device)
@@ -259,12 +259,6 @@ class NeuralCodec(Codec):
     def extra_repr(self) -> str:
         return (f"{super().extra_repr()}, arch={self.arch.cls_name}, metric={self.metric!r}, "
                 f"pretrained={self.pretrained}, max_batch={self.max_batch}")
-
-
-def _drops_converged(device: torch.device) -> bool:
-    """Whether searches on ``device`` drop converged samples and stop early: on the CPU, where reading which samples
-    are left costs nothing; elsewhere the loop keeps its fixed length, with no host sync."""
-    return device.type == "cpu"
 
 
 def _bisect_discrete(measure: Callable[[Tensor, Tensor], tuple[Tensor, Tensor | None]], target: Tensor, low: int,

@@ -25,5 +25,4 @@ def constant_cache(fn: F) -> F:
     def wrapper(*args):
         return fn(*args) if torch.compiler.is_compiling() else cached(*args)
 
-    wrapper.cache_clear = cached.cache_clear
     return wrapper
