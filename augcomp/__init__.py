@@ -6,11 +6,11 @@ AVIF, JPEG 2000, JPEG XL) through their own libraries; CompressAI's neural codec
 """
 
 from augcomp import codecs, functional
-from augcomp._api import CompressResult, compress
+from augcomp._api import CompressResult, compress, decompress
 
 __version__ = "0.1.0"
 
-__all__ = ["codecs", "functional", "transforms", "compress", "CompressResult", "__version__"]
+__all__ = ["codecs", "functional", "transforms", "compress", "decompress", "CompressResult", "__version__"]
 
 
 def __getattr__(name: str):

@@ -16,7 +16,7 @@ from torch import Tensor
 from augcomp import codecs
 from augcomp._checks import check_image, per_sample
 
-__all__ = ["CompressResult", "compress"]
+__all__ = ["CompressResult", "compress", "decompress"]
 
 Spec = float | Sequence[float] | Tensor
 
@@ -31,12 +31,17 @@ class CompressResult:
             dimensions: ``(B,)`` for ``(B, C, H, W)``, ``()`` for ``(C, H, W)``).
         level: the level used (JPEG quality, WebP quality, neural quality index, VBR gain, ...), float32, per sample.
         bits: the coded bits themselves, float32, per sample.
+        files: with ``files=True``, the coded file of each sample (``bytes``, samples in row-major order of the
+            leading dimensions): the codec's own file where ``codecs.entry(codec).file_kind == "file"``. Decoding one
+            with :func:`decompress` gives that sample's pixels (as uint8), and its payload is ``bits``. ``None``
+            otherwise.
     """
 
     image: Tensor
     bpp: Tensor
     level: Tensor
     bits: Tensor
+    files: list[bytes] | None = None
 
 
 def compress(
@@ -47,6 +52,7 @@ def compress(
     bpp: Spec | None = None,
     grad: str = "ste",
     generator: torch.Generator | None = None,
+    files: bool = False,
     **codec_options: Any,
 ) -> CompressResult:
     """Compresses and decodes ``x`` with a registered codec, at a level or at a target bitrate per sample.
@@ -63,6 +69,9 @@ def compress(
         grad: one of the codec's ``grad_modes``: ``"ste"`` (straight-through), ``"cubic"`` (JPEG only: the cubic
             rounding surrogate) or ``"none"``.
         generator: random generator for ranges.
+        files: also return each sample's coded file (:attr:`CompressResult.files`). The file is made on the
+            host (one sample at a time for codecs whose ``batch_invariant`` is False), so this is for storing coded
+            images, not for a training step.
         **codec_options: passed to the codec builder (``subsampling="444"``, ``include_header=True``, ...).
 
     Returns:
@@ -91,7 +100,9 @@ def compress(
         if entry.discrete:
             level = torch.round(level)  # the level actually used, e.g. when drawn from a range
         if batch == 0:
-            image, bits = x4.clone(), torch.zeros(0, device=device)
+            image, bits, coded = x4.clone(), torch.zeros(0, device=device), []
+        elif files:
+            image, bits, coded = module.compress_files(x4, level)
         else:
             image, bits = module(x4, level)
     else:
@@ -99,8 +110,38 @@ def compress(
                             low_inclusive=False, high_inclusive=False, lead=lead)
         if batch == 0:
             image, bits, level = x4.clone(), torch.zeros(0, device=device), torch.zeros(0, device=device)
+            coded = []
+        elif files:
+            image, bits, level, coded = module.fit_bpp_files(x4, target)
         else:
             image, bits, level = module.fit_bpp(x4, target)
     bits = bits.to(torch.float32)
     return CompressResult(image=image.reshape(x.shape), bpp=(bits / pixels).reshape(lead),
-                          level=level.to(torch.float32).reshape(lead), bits=bits.reshape(lead))
+                          level=level.to(torch.float32).reshape(lead), bits=bits.reshape(lead),
+                          files=list(coded) if files else None)
+
+
+def decompress(data: bytes, codec: str = "jpeg", *, channels: int = 3, **codec_options: Any) -> Tensor:
+    """Decodes one coded file of :func:`compress` (``files=True``) with the codec's own decoder.
+
+    Args:
+        data: the file's bytes.
+        codec: the codec that wrote it.
+        channels: channels of the image that was coded (1 or 3; codecs that code grayscale as RGB need it).
+        **codec_options: the options the file was coded with, where decoding needs them (neural ``weights=``).
+
+    Returns:
+        The image, uint8 in [0, 255] on the CPU.
+
+    Shape:
+        - output: ``(channels, H, W)``.
+
+    Raises:
+        ValueError: unknown codec, bad option, or ``channels`` the codec does not take.
+    """
+    if not isinstance(data, (bytes, bytearray, memoryview)):
+        raise TypeError(f"data must be bytes (a coded file), got {type(data).__name__}")
+    module = codecs.get(codec, **codec_options)
+    if channels not in module.entry.channels:
+        raise ValueError(f"channels must be one of {module.entry.channels} for codec {codec!r}, got {channels!r}")
+    return module.decode_file(bytes(data), channels)

@@ -124,13 +124,33 @@ def _load_image(path: str, gray_ok: bool) -> Tensor:
     return x[None].contiguous()
 
 
-def _check_output(path: str) -> None:
-    # Caught before any compression: an extension Pillow cannot write.
+def _check_output(path: str, entry: Any = None) -> bool:
+    """Caught before any compression: an extension nothing can write, or another codec's own format (which would
+    code the decoded pixels a second time). Returns whether ``path`` gets the codec's own coded file."""
     from PIL import Image
 
+    from augcomp import codecs
+
     suffix = Path(path).suffix.lower()
+    if entry is not None and suffix in entry.suffixes:
+        return True
+    owner = next((n for n in codecs.list() if suffix in codecs.entry(n).suffixes), None)
+    if entry is not None and owner is not None:
+        own = f"{entry.suffixes[0]} for {entry.name}'s own file, or " if entry.suffixes else ""
+        raise CLIError(f"-o {path}: {suffix} is the file format of codec {owner!r}, which would code the "
+                       f"decoded image again; use {own}.png for the decoded pixels")
     if suffix not in Image.registered_extensions():
         raise CLIError(f"cannot write {path}: unknown image extension {suffix or '(none)'!r}; use .png for example")
+    return False
+
+
+def _save_file(data: bytes, path: str) -> None:
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        p.write_bytes(data)
+    except OSError as err:
+        raise CLIError(f"cannot write -o {path} ({err})") from None
 
 
 def _save_image(x: Tensor, path: str) -> None:
@@ -211,14 +231,20 @@ def cmd_compress(args: argparse.Namespace) -> int:
         spec = {"bpp": _bpp_value(args.bpp)}
     else:
         spec = {"quality": _check_level(entry, _number(args.quality, "--quality"))}
-    if args.output:
-        _check_output(args.output)
+    coded_file = _check_output(args.output, entry) if args.output else False
     x = _load_image(args.image, gray_ok=1 in entry.channels)
-    out = functional.compress(x, codec=args.codec, grad="none", **spec, **options)
+    out = functional.compress(x, codec=args.codec, grad="none", files=coded_file, **spec, **options)
     score = functional.psnr(x, out.image)[0].item()
     target = f" (target {spec['bpp']:g})" if "bpp" in spec else ""
     dest = ""
-    if args.output:
+    if args.output and coded_file:
+        from augcomp import codecs
+
+        data = codecs.get(args.codec, **options).file_for(out.files[0], Path(args.output).suffix)
+        _save_file(data, args.output)
+        extra = len(data) - out.bits[0].item() / 8
+        dest = f", wrote {args.output} ({len(data)} bytes: the payload plus {extra:g} bytes of container and headers)"
+    elif args.output:
         _save_image(out.image[0], args.output)
         dest = f", wrote {args.output}"
     print(f"{args.codec}: {out.bpp[0].item():.4f} bpp{target}, level {out.level[0].item():.4g}, "
@@ -350,6 +376,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_grid)
 
     sub.add_parser("bench", help="throughput benchmark (see 'augcomp bench --help')", add_help=False)
+    from augcomp._cli_store import add_store_commands
+
+    add_store_commands(sub)
     return parser
 
 

@@ -17,8 +17,12 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
-__all__ = ["DEFAULT_TOL", "closeness", "drops_converged", "search", "search_levels", "bisect_levels"]
+__all__ = ["DEFAULT_TOL", "RATE_CONTROL_VERSION", "closeness", "drops_converged", "search", "search_levels",
+           "bisect_levels"]
 
+# Bumped whenever the level a search chooses for the same measurements changes: stored entries made for a bpp target
+# by another version are then not reused (augcomp.store keys entries by it).
+RATE_CONTROL_VERSION = 1
 DEFAULT_TOL = 0.04  # a sample stops once its rate is within 4% of the target (the promise is 5%)
 
 

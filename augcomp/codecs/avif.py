@@ -114,6 +114,11 @@ class AVIFCodec(LibraryCodec):
     def payload_bits(self, data: bytes) -> int:
         return 8 * avif_frame_bytes(data)
 
+    def library_version(self) -> str:
+        from augcomp.codecs.webp import _pillow_library
+
+        return _pillow_library("avif", "libavif")
+
     def extra_repr(self) -> str:
         return f"{super().extra_repr()}, speed={self.speed}, subsampling={self.subsampling!r}, tune={self.tune!r}"
 
@@ -134,6 +139,7 @@ AVIF = register(
         requires=("PIL",),
         min_size=1,
         family="traditional",
+        suffixes=(".avif",),
         description="AVIF (AV1 intra, 4:2:0) by libavif + libaom through Pillow; quality 0-100",
     )
 )

@@ -32,6 +32,8 @@ class Codec(nn.Module):
     """
 
     accepts_uint8 = False  # True: _compress/_fit_bpp take uint8 [0, 255] as is and return uint8 images
+    # Builder options that change how fast a codec runs but never what it writes: left out of its identity.
+    runtime_options: tuple[str, ...] = ("threads", "grad")
 
     def __init__(self, entry: CodecEntry, grad: str = "ste") -> None:
         super().__init__()
@@ -39,6 +41,7 @@ class Codec(nn.Module):
             raise ValueError(f"grad must be one of {entry.grad_modes} for codec {entry.name!r}, got {grad!r}")
         self.entry = entry
         self.grad = grad
+        self.build_options: dict = {}  # set by CodecEntry.build
 
     @property
     def name(self) -> str:
@@ -62,6 +65,59 @@ class Codec(nn.Module):
         image, bits, level = self._fit_bpp(self.prepare(x), bpp)
         return from_float01(image, x.dtype), bits.to(torch.float32), level.to(torch.float32)
 
+    def compress_files(self, x: Tensor, level: Tensor) -> tuple[Tensor, Tensor, list[bytes]]:
+        """:meth:`forward`, plus the coded file of each sample (see ``entry.file_kind``).
+
+        Decoding a file with :meth:`decode_file` gives the returned image's pixels (as uint8), and the returned bits
+        are that file's payload (the whole file with ``include_header=True``).
+
+        Returns:
+            ``(image, bits, files)``: as :meth:`forward`, and ``B`` ``bytes`` objects.
+        """
+        image, bits, files = self._compress_files(self.prepare(x), level)
+        return from_float01(image, x.dtype), bits.to(torch.float32), files
+
+    def fit_bpp_files(self, x: Tensor, bpp: Tensor) -> tuple[Tensor, Tensor, Tensor, list[bytes]]:
+        """:meth:`fit_bpp`, plus the coded file of each sample, as :meth:`compress_files`.
+
+        Returns:
+            ``(image, bits, level, files)``.
+        """
+        image, bits, level, files = self._fit_bpp_files(self.prepare(x), bpp)
+        return from_float01(image, x.dtype), bits.to(torch.float32), level.to(torch.float32), files
+
+    def decode_file(self, data: bytes, channels: int = 3) -> Tensor:
+        """Decodes one coded file of :meth:`compress_files` with the codec's own decoder.
+
+        Args:
+            data: the file.
+            channels: the channel count of the image that was coded (1 or 3).
+
+        Returns:
+            The image, uint8 in [0, 255] on the CPU.
+
+        Shape:
+            - output: ``(channels, H, W)``.
+        """
+        raise NotImplementedError(f"codec {self.name!r} does not decode files")
+
+    def file_for(self, data: bytes, suffix: str) -> bytes:
+        """The file to save under a name ending in ``suffix`` (one of ``entry.suffixes``) for a coded file."""
+        return data
+
+    def identity(self) -> dict:
+        """What decides the bytes this codec writes: its name, its options (but :attr:`runtime_options`), the
+        coding library's version and the rate control's version. Stores key their entries by it."""
+        from augcomp.rate import RATE_CONTROL_VERSION
+
+        options = {k: repr(v) for k, v in sorted(self.build_options.items()) if k not in self.runtime_options}
+        return {"codec": self.name, "options": options, "library": self.library_version(),
+                "rate_control": RATE_CONTROL_VERSION}
+
+    def library_version(self) -> str:
+        """The version of the library (or model code) that codes, as one string."""
+        return ""
+
     def prepare(self, x: Tensor) -> Tensor:
         """What :meth:`_compress` receives: uint8 as is if the codec takes it, else float32 in [0, 1]."""
         return x if x.dtype == torch.uint8 and self.accepts_uint8 else to_float01(x)
@@ -73,6 +129,15 @@ class Codec(nn.Module):
         from augcomp.rate import search_levels
 
         return search_levels(self, x, bpp)
+
+    def _compress_files(self, x: Tensor, level: Tensor) -> tuple[Tensor, Tensor, list[bytes]]:
+        raise NotImplementedError(f"codec {self.name!r} does not write files")
+
+    def _fit_bpp_files(self, x: Tensor, bpp: Tensor) -> tuple[Tensor, Tensor, Tensor, list[bytes]]:
+        # Codecs whose search keeps no bytes: the files of the chosen levels.
+        _, _, level = self._fit_bpp(x, bpp)
+        image, bits, files = self._compress_files(x, level)
+        return image, bits, level, files
 
     def extra_repr(self) -> str:
         return f"name={self.name!r}, grad={self.grad!r}"

@@ -95,6 +95,11 @@ class HEICCodec(LibraryCodec):
     def payload_bits(self, data: bytes) -> int:
         return 8 * heic_slice_bytes(data)
 
+    def library_version(self) -> str:
+        import pillow_heif
+
+        return f"libheif {pillow_heif.libheif_version()} (pillow-heif {pillow_heif.__version__})"
+
     def extra_repr(self) -> str:
         return f"{super().extra_repr()}, preset={self.preset!r}, subsampling={self.subsampling!r}"
 
@@ -115,6 +120,7 @@ HEIC = register(
         requires=("pillow_heif",),
         min_size=1,
         family="traditional",
+        suffixes=(".heic", ".heif"),
         description="HEIC (HEVC intra, 4:2:0) by libheif + x265 through pillow-heif; quality 0-100",
     )
 )

@@ -68,6 +68,8 @@ class JPEGCodec(Codec):
 
     channels = (1, 3)
     accepts_uint8 = True  # uint8 stays uint8 on the native path: no float round trip around libjpeg
+    # Both backends and the compiled path write the same bytes (tested), so none of them changes a stored entry.
+    runtime_options = ("threads", "grad", "backend", "compile")
 
     def __init__(
         self,
@@ -155,6 +157,51 @@ class JPEGCodec(Codec):
             return straight_through(x255, image, layout)
         smooth = jpeg_smooth(x255, tables.to(torch.float32), layout, cubic_round)
         return image + (smooth - smooth.detach())
+
+    # ------------------------------------------------------------------ coded files
+    # The file is libjpeg-turbo's own, at the quality chosen: the tensor path is bit-exact to it, so the file decodes
+    # to the pixels either path returns, and its scan is the bits either path counts.
+
+    def _samples_u8(self, x: Tensor) -> Tensor:
+        return x if x.dtype == torch.uint8 else (x.detach() * 255.0).clamp(0, 255).round().to(torch.uint8)
+
+    def _with_grad(self, x: Tensor, image_u8: Tensor, quality: Tensor) -> Tensor:
+        """The coded uint8 image as ``x``'s dtype, carrying the configured gradient for float inputs."""
+        if x.dtype == torch.uint8:
+            return image_u8
+        with torch.autocast(device_type=x.device.type, enabled=False):
+            x255 = x.to(torch.float32) * 255.0
+            layout = jpeg_layout(x.shape[1], x.shape[2], x.shape[3], self.subsampling)
+            image = self._attach_grad(image_u8.to(torch.float32), x255, quant_tables(quality), layout)
+        return image / 255.0
+
+    def _compress_files(self, x: Tensor, level: Tensor) -> tuple[Tensor, Tensor, list[bytes]]:
+        image, bits, files = self._native._compress_files(self._samples_u8(x).cpu(), level.cpu())
+        image = self._with_grad(x, image.to(x.device), level)
+        return image, bits.to(x.device) + self._header(x.shape[1]), files
+
+    def _fit_bpp_files(self, x: Tensor, bpp: Tensor) -> tuple[Tensor, Tensor, Tensor, list[bytes]]:
+        if not self._use_native(x):
+            return super()._fit_bpp_files(x, bpp)
+        header = self._header(x.shape[1])
+        target = (bpp * float(x.shape[-2] * x.shape[-1]) - header).clamp_min(1.0)
+        image, bits, quality, files = self._native.search_files(self._samples_u8(x), target)
+        return self._with_grad(x, image, quality), bits + header, quality, files
+
+    def decode_file(self, data: bytes, channels: int = 3) -> Tensor:
+        return self._native.decode_file(data, channels)
+
+    def payload_bits(self, data: bytes) -> int:
+        """Bits of the entropy-coded scan of a JPEG file."""
+        return self._native.payload_bits(data)
+
+    def library_version(self) -> str:
+        import PIL
+        import torchvision
+        from PIL import features
+
+        return (f"libjpeg-turbo {features.version('jpg')} (Pillow {PIL.__version__}, "
+                f"torchvision {torchvision.__version__})")
 
     def _fit_bpp(self, x: Tensor, bpp: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """Rate control through :func:`augcomp.rate.search`, with the same warm start and the same exact bit counts
@@ -348,6 +395,7 @@ JPEG = register(
         grad_modes=("ste", "cubic", "none"),
         reference="libjpeg-turbo (torchvision, Pillow)",
         family="traditional",
+        suffixes=(".jpg", ".jpeg"),
         description="baseline JPEG as libjpeg-turbo writes it (IJG tables, 4:2:0, fancy upsampling)",
     )
 )

@@ -6,16 +6,13 @@ import io
 
 import numpy as np
 
-from augcomp.codecs._containers import j2k_tile_data_bytes
+from augcomp.codecs._containers import j2k_tile_data_bytes, jp2_codestream
 from augcomp.codecs.library import LibraryCodec
 from augcomp.codecs.registry import CodecEntry, MissingExtraError, register
 from augcomp.rate import DEFAULT_TOL
 
 __all__ = ["JPEG2000Codec"]
 
-# Bytes around the tile data of a 224 x 224 RGB JP2 (boxes, main header, tile-part header, EOC), used until the
-# codec has coded an image of the size at hand; it varies by a few bytes with size and components.
-_OVERHEAD_GUESS = 242
 # OpenJPEG's smallest tile data (every code-block empty): 20 to 30 bytes whatever the ratio beyond it.
 _FLOOR = 32
 
@@ -82,7 +79,7 @@ class JPEG2000Codec(LibraryCodec):
             out, "JPEG2000", quality_mode="rates", quality_layers=[float(level)], irreversible=self.irreversible,
             mct=int(self.mct and not gray))
         data = out.getvalue()
-        self._overhead[image.shape] = len(data) - j2k_tile_data_bytes(data)
+        self._overhead.setdefault(image.shape, len(data) - j2k_tile_data_bytes(data))
         return data
 
     def decode(self, data: bytes) -> np.ndarray:
@@ -94,9 +91,29 @@ class JPEG2000Codec(LibraryCodec):
     def payload_bits(self, data: bytes) -> int:
         return 8 * j2k_tile_data_bytes(data)
 
+    def _overhead_of(self, shape: tuple[int, ...]) -> int:
+        # The bytes around the tile data depend on the shape and the settings, not on the content: learnt once per
+        # shape from a flat image, so the search starts from the same point whatever was coded before (stored
+        # entries must not depend on the history of the process that made them).
+        if shape not in self._overhead:
+            self.encode(np.zeros(shape, dtype=np.uint8), self.entry.level_range[1])
+        return self._overhead[shape]
+
+    def file_for(self, data: bytes, suffix: str) -> bytes:
+        # .j2k is the bare codestream; .jp2 (and anything else) the JP2 file libopenjp2 writes.
+        if suffix.lower() in (".j2k", ".j2c"):
+            start, end = jp2_codestream(data)
+            return data[start:end]
+        return data
+
+    def library_version(self) -> str:
+        from augcomp.codecs.webp import _pillow_library
+
+        return _pillow_library("jpg_2000", "OpenJPEG")
+
     def rate_prior(self, image: np.ndarray, target_bpp: float) -> tuple[float, float]:
         # OpenJPEG sizes the file as raw / ratio: ask for the target plus what surrounds the tile data.
-        overhead = 0 if self.include_header else self._overhead.get(image.shape, _OVERHEAD_GUESS)
+        overhead = 0 if self.include_header else self._overhead_of(image.shape)
         coded = target_bpp * image.shape[0] * image.shape[1] / 8
         lo, hi = self.entry.level_range
         if coded < _FLOOR:  # at or below the floor every high ratio gives the same stream: start at the end
@@ -126,6 +143,7 @@ JPEG2000 = register(
         requires=("PIL",),
         min_size=1,
         family="traditional",
+        suffixes=(".jp2", ".j2k"),
         description="JPEG 2000 (9/7 wavelet, colour transform, one layer) by OpenJPEG through Pillow; "
                     "compression ratio 1-1000",
     )

@@ -86,6 +86,11 @@ class JPEGXLCodec(LibraryCodec):
     def payload_bits(self, data: bytes) -> int:
         return 8 * (len(jxl_codestream(data)) - _SIGNATURE)
 
+    def library_version(self) -> str:
+        import imagecodecs
+
+        return f"{imagecodecs.jpegxl_version()} (imagecodecs {imagecodecs.__version__})"
+
     def extra_repr(self) -> str:
         return f"{super().extra_repr()}, effort={self.effort}"
 
@@ -106,6 +111,7 @@ JPEGXL = register(
         requires=("imagecodecs",),
         min_size=1,
         family="traditional",
+        suffixes=(".jxl",),
         description="lossy JPEG XL (VarDCT, XYB) by libjxl through imagecodecs; Butteraugli distance 0.1-25",
     )
 )

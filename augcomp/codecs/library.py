@@ -33,8 +33,10 @@ _POOLS_LOCK = threading.Lock()
 
 
 def default_threads() -> int:
-    """Threads for one batch: the cores this process may use, or 1 inside a DataLoader worker (the workers
-    already run in parallel)."""
+    """Threads for one batch: ``AUGCOMP_THREADS`` if set, else the cores this process may use, or 1 inside a
+    DataLoader worker (the workers already run in parallel); process pools of augcomp set the variable to 1."""
+    if os.environ.get("AUGCOMP_THREADS", "").strip():
+        return max(1, int(os.environ["AUGCOMP_THREADS"]))
     if torch.utils.data.get_worker_info() is not None:
         return 1
     try:
@@ -162,19 +164,38 @@ class LibraryCodec(Codec):
         return image, bits_t
 
     def _compress(self, x: Tensor, level: Tensor) -> tuple[Tensor, Tensor]:
+        image, bits, _ = self._code(x, level, keep=False)
+        return image, bits
+
+    def _compress_files(self, x: Tensor, level: Tensor) -> tuple[Tensor, Tensor, list[bytes]]:
+        return self._code(x, level, keep=True)
+
+    def _code(self, x: Tensor, level: Tensor, keep: bool) -> tuple[Tensor, Tensor, list[bytes]]:
         planar = self._planar(x)
         levels = level.tolist()
         out = torch.empty(x.shape, dtype=torch.uint8)
+        files: list[bytes] = [b""] * len(levels) if keep else []
 
         def one(i: int) -> int:
             data = self.encode(_interleaved(planar[i]), levels[i])
             self._decode_into(out.numpy(), i, data)
+            if keep:
+                files[i] = data
             return self.bits(data)
 
-        return self._finish(x, out, map_images(one, len(levels), self.threads))
+        image, bits = self._finish(x, out, map_images(one, len(levels), self.threads))
+        return image, bits, files
 
     def _fit_bpp(self, x: Tensor, bpp: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         return self.search_bits(x, bpp.to(torch.float32) * float(x.shape[-2] * x.shape[-1]))
+
+    def _fit_bpp_files(self, x: Tensor, bpp: Tensor) -> tuple[Tensor, Tensor, Tensor, list[bytes]]:
+        return self.search_files(x, bpp.to(torch.float32) * float(x.shape[-2] * x.shape[-1]))
+
+    def decode_file(self, data: bytes, channels: int = 3) -> Tensor:
+        decoded = self.to_channels(self.decode(data), channels)
+        decoded = decoded.reshape(decoded.shape[0], decoded.shape[1], -1)
+        return torch.from_numpy(decoded.transpose(2, 0, 1).copy())  # decoders may return read-only arrays
 
     def search_bits(self, x: Tensor, target_bits: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """Per sample, the level whose :meth:`bits` are closest to ``target_bits`` (``(B,)`` float32).
@@ -186,6 +207,11 @@ class LibraryCodec(Codec):
         Returns:
             ``(image, bits, level)`` as :meth:`fit_bpp`.
         """
+        image, bits, level, _ = self.search_files(x, target_bits)
+        return image, bits, level
+
+    def search_files(self, x: Tensor, target_bits: Tensor) -> tuple[Tensor, Tensor, Tensor, list[bytes]]:
+        """:meth:`search_bits`, plus the chosen file of each sample."""
         arrays = self._arrays(x)
         targets = target_bits.detach().to("cpu", torch.float32)
         start, slope = self.rate_priors(arrays, targets / float(x.shape[-2] * x.shape[-1]))
@@ -209,10 +235,11 @@ class LibraryCodec(Codec):
                              increasing=self.entry.rate_increases_with_level, start=start, slope=slope, tol=self.tol,
                              early_stop=True)
         chosen = level.tolist()
+        files = [coded[i][chosen[i]] for i in range(len(chosen))]
         out = torch.empty(x.shape, dtype=torch.uint8)
-        map_images(lambda i: self._decode_into(out.numpy(), i, coded[i][chosen[i]]), len(chosen), self.threads)
+        map_images(lambda i: self._decode_into(out.numpy(), i, files[i]), len(chosen), self.threads)
         image, bits = self._finish(x, out, [int(b) for b in bits.tolist()])
-        return image, bits, level.to(x.device)
+        return image, bits, level.to(x.device), files
 
     def extra_repr(self) -> str:
         return f"{super().extra_repr()}, include_header={self.include_header}, threads={self.threads}"

@@ -84,6 +84,7 @@ class NeuralCodec(Codec):
     """
 
     channels = (3,)
+    runtime_options = ("grad", "max_batch")
 
     def __init__(self, entry: CodecEntry, arch: Arch, *, grad: str = "ste", metric: str = "mse",
                  pretrained: bool = True, weights: str | os.PathLike | None = None, max_batch: int = 16,
@@ -161,6 +162,60 @@ class NeuralCodec(Codec):
 
     def _compress(self, x: Tensor, level: Tensor) -> tuple[Tensor, Tensor]:
         return self._compress_levels(x, self.canonical_level(level), self._wants_grad(x))
+
+    # ------------------------------------------------------------------------------------------------ files
+
+    def _compress_files(self, x: Tensor, level: Tensor) -> tuple[Tensor, Tensor, list[bytes]]:
+        """Each sample coded alone (outputs of floating-point models depend a little on the batch): CompressAI's
+        ``compress()`` strings and the ``decompress()``-ed image (``file_kind="strings"``), or the forward pass's
+        image as a PNG with its likelihood bits (``"pixels"``). No gradient flows through coded files."""
+        from augcomp.codecs import _neural_files as nf
+
+        level = self.canonical_level(level)
+        images, bits, files = [], [], []
+        h, w = x.shape[-2:]
+        with torch.no_grad():
+            for i, lv in enumerate(level.tolist()):
+                xi = x[i:i + 1]
+                if self.entry.file_kind == "pixels":
+                    image, b = self._compress_levels(xi, level[i:i + 1], False)
+                    u8 = (image[0] * 255.0).round().to(torch.uint8)
+                    images.append(u8.to(torch.float32)[None] / 255.0)
+                    bits.append(b)
+                    files.append(nf.png_bytes(u8))
+                    continue
+                gain = lv if self.arch.variable_rate else None
+                model = self.model(1 if gain is not None else int(lv), x.device)
+                strings, shape = nf.run_compress(model, xi.to(torch.float32), self.entry.pad_multiple, gain)
+                image = nf.run_decompress(model, strings, shape, h, w, gain, x.device)
+                # The stored file decodes to uint8; the image returned is the same pixels.
+                images.append((image * 255.0).round() / 255.0)
+                bits.append(torch.tensor([8.0 * sum(len(s) for s in strings)], device=x.device))
+                files.append(nf.pack_strings({"codec": self.name, "level": lv, "height": h, "width": w,
+                                              "shape": shape}, strings))
+        if not images:
+            return x.clone(), torch.zeros(0, device=x.device), []
+        return torch.cat(images), torch.cat(bits), files
+
+    def decode_file(self, data: bytes, channels: int = 3) -> Tensor:
+        from augcomp.codecs import _neural_files as nf
+
+        if self.entry.file_kind == "pixels":
+            return nf.png_pixels(data)
+        header, strings = nf.unpack_strings(data)
+        if header.get("codec") != self.name:
+            raise ValueError(f"this file was coded by {header.get('codec')!r}, not {self.name!r}")
+        gain = float(header["level"]) if self.arch.variable_rate else None
+        model = self.model(1 if gain is not None else int(header["level"]), "cpu")
+        image = nf.run_decompress(model, strings, header["shape"], header["height"], header["width"], gain,
+                                  torch.device("cpu"))
+        return (image[0] * 255.0).round().to(torch.uint8)
+
+    def library_version(self) -> str:
+        import compressai
+
+        source = "package" if self.entry.weights == "package" else (self.weights or "zoo")
+        return f"compressai {compressai.__version__} (torch {torch.__version__}; weights {source})"
 
     def _fit_bpp(self, x: Tensor, bpp: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """Per sample, the level whose coded bpp is closest to the target (in log ratio).
@@ -391,11 +446,14 @@ class ZooBuilder:
 def _register(name: str, arch: Arch, *, pad_multiple: int, description: str, family: str = "compressai",
               weights: str = "compressai") -> None:
     level_range = VBR_GAIN_RANGE if arch.variable_rate else (1.0, float(arch.num_models))
+    # compress() of the context models decodes one latent position at a time (see _neural_files).
+    serial = arch.kind in (AUTOREGRESSIVE, VBR_AUTOREGRESSIVE)
     register(CodecEntry(name=name, builder=ZooBuilder(arch), level_range=level_range,
                         discrete=not arch.variable_rate, level_name="gain" if arch.variable_rate else "quality",
                         channels=(3,), devices=ANY_DEVICE, grad_modes=("ste", "none"), extra="neural",
                         requires=("compressai",), pad_multiple=pad_multiple, weights=weights, family=family,
-                        description=description))
+                        description=description, file_kind="pixels" if serial else "strings",
+                        batch_invariant=False))
 
 
 ZooBuilder.codec_class = NeuralCodec

@@ -27,6 +27,7 @@ __all__ = [
     "ANY_DEVICE",
     "BUILTIN_MODULES",
     "CodecEntry",
+    "FILE_KINDS",
     "MissingExtraError",
     "clear_cache",
     "entry",
@@ -48,6 +49,7 @@ BUILTIN_MODULES = (
 )
 
 ANY_DEVICE = ("any",)
+FILE_KINDS = ("file", "strings", "pixels")
 
 
 class MissingExtraError(ImportError):
@@ -78,6 +80,15 @@ class CodecEntry:
         family: a display label for listings (never used to decide behaviour).
         options: fixed builder options of this entry (for example ``{"metric": "mse"}``).
         description: one line for listings.
+        suffixes: file name extensions of the codec's own file format, the usual one first (``(".jpg", ".jpeg")``);
+            empty where the codec has none (its coded files are then augcomp containers, see ``file_kind``).
+        file_kind: what :meth:`~augcomp.codecs.base.Codec.compress_files` returns per sample: ``"file"`` (the
+            library's own file, as a user would save it), ``"strings"`` (CompressAI's ``compress()`` strings in a
+            small augcomp container; bits are their exact length) or ``"pixels"`` (the decoded pixels as a lossless
+            PNG with the model's likelihood bits, for models whose ``compress()`` is serial and slow).
+        batch_invariant: whether a sample's output does not depend on the other samples of its batch (False for
+            floating-point models, whose kernels may sum in another order for another batch size); coded files meant
+            to be reproduced exactly are then made one sample at a time.
     """
 
     name: str
@@ -98,11 +109,16 @@ class CodecEntry:
     family: str = ""
     options: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
     description: str = ""
+    suffixes: tuple[str, ...] = ()
+    file_kind: str = "file"
+    batch_invariant: bool = True
 
     def __post_init__(self) -> None:
         lo, hi = self.level_range
         if not lo < hi:
             raise ValueError(f"{self.name}: level_range must be (lo, hi) with lo < hi, got {self.level_range}")
+        if self.file_kind not in FILE_KINDS:
+            raise ValueError(f"{self.name}: file_kind must be one of {FILE_KINDS}, got {self.file_kind!r}")
 
     def missing(self) -> str | None:
         """Why the codec cannot be built here (a package of its extra is missing), or ``None``."""
@@ -126,7 +142,10 @@ class CodecEntry:
         if unknown:
             raise ValueError(f"codec {self.name!r} has no option {', '.join(map(repr, unknown))}; "
                              f"its options are: {', '.join(accepted)}")
-        return self.builder(self, **{**self.options, **options})
+        merged = {**self.options, **options}
+        codec = self.builder(self, **merged)
+        codec.build_options = merged  # what the codec was built with: part of its identity in a store
+        return codec
 
     def accepted_options(self) -> builtins.list[str] | None:
         """The keyword options the codec's builder takes (``None`` if it takes any)."""

@@ -92,12 +92,22 @@ class WebPCodec(LibraryCodec):
     def payload_bits(self, data: bytes) -> int:
         return 8 * webp_vp8_payload_bytes(data)
 
+    def library_version(self) -> str:
+        return _pillow_library("webp", "libwebp")
+
     def to_channels(self, decoded: np.ndarray, channels: int) -> np.ndarray:
         # Grayscale was coded as RGB: back to one channel the way Pillow converts.
         return _luma(decoded) if channels == 1 else decoded
 
     def extra_repr(self) -> str:
         return f"{super().extra_repr()}, method={self.method}"
+
+
+def _pillow_library(feature: str, name: str) -> str:
+    import PIL
+    from PIL import features
+
+    return f"{name} {features.version(feature)} (Pillow {PIL.__version__})"
 
 
 def _luma(rgb: np.ndarray) -> np.ndarray:
@@ -122,6 +132,7 @@ WEBP = register(
         requires=("PIL",),
         min_size=1,
         family="traditional",
+        suffixes=(".webp",),
         description="lossy WebP (VP8 intra, 4:2:0) by libwebp through Pillow; quality 0-100, fractional",
     )
 )

@@ -127,6 +127,9 @@ def make_parser(task: Any, description: str) -> argparse.ArgumentParser:
     r.add_argument("--output-dir", default=None,
                    help=f"where results and checkpoints go (default: results/{task.name}); nothing is written "
                         "outside it")
+    r.add_argument("--store", default=None, metavar="PATH",
+                   help="a store of coded files (folder or fsspec URL, e.g. s3://bucket/store): the sweeps decode the "
+                        "entries found there and add those they encode (see 'augcomp precompute')")
     r.add_argument("--resume", action="store_true", help="continue the run in --output-dir, skipping finished work")
     r.add_argument("--overwrite", action="store_true",
                    help="start a new run in an --output-dir that holds an earlier one, moving the earlier run's "

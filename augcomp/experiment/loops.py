@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -12,7 +13,7 @@ from tqdm.auto import tqdm
 
 from augcomp.tasks.base import DataBundle, Task, to_float
 
-__all__ = ["compress_images", "apply_compress", "train_epoch", "evaluate", "warmup_cosine"]
+__all__ = ["compress_images", "stored_images", "apply_compress", "train_epoch", "evaluate", "warmup_cosine"]
 
 Images = Tensor | list[Tensor]
 
@@ -66,6 +67,16 @@ def compress_images(images: Images, codec: str, bpp: float) -> tuple[Images, Ten
 
     images, (achieved,) = _per_group(images, fn)
     return images, achieved
+
+
+def stored_images(store: Any, images: Images, codec: str, bpp: float, work: Any = None) -> tuple[Images, Tensor]:
+    """:func:`compress_images` through a store of coded files: entries found are decoded, the others encoded and
+    added (:func:`augcomp.store.coded_images`). Same arguments and return values, plus the work counts."""
+    from augcomp.store import coded_images
+
+    batch = list(images.unbind(0)) if isinstance(images, Tensor) else list(images)
+    coded, achieved = coded_images(store, batch, codec, bpp, work=work)
+    return (torch.stack(coded) if isinstance(images, Tensor) else coded), achieved
 
 
 def apply_compress(aug: Callable[[Tensor], Tensor], images: Images) -> tuple[Images, Tensor, Tensor | None]:
@@ -198,6 +209,8 @@ def evaluate(
     codec: str | None = None,
     bpp: float | None = None,
     cache: dict | None = None,
+    store: Any = None,
+    work: Any = None,
     desc: str = "eval",
 ) -> tuple[dict[str, float], float | None]:
     """Evaluates ``model`` on ``loader``, compressed at ``bpp`` with ``codec`` (clean if ``codec`` is None).
@@ -208,6 +221,9 @@ def evaluate(
     Args:
         cache: where compressed batches are kept (by batch index) for a later evaluation at the same point; a
             ``dict`` to use, or ``None``.
+        store: a :class:`augcomp.store.Store`: each image's entry is decoded from it where present, else encoded
+            and added.
+        work: an :class:`augcomp.store.CodecWork` that counts images encoded and reused, and the seconds spent.
 
     Returns:
         ``(metrics, achieved_bpp)``: every metric of the task, and the mean achieved bpp (None when clean).
@@ -222,10 +238,19 @@ def evaluate(
         images = batch["image"]
         achieved = None
         if codec is not None:
+            n = images.shape[0] if isinstance(images, Tensor) else len(images)
             if cache is not None and i in cache:
                 images, achieved = cache[i]
+                if work is not None:
+                    work.reused += n
+            elif store is not None:
+                images, achieved = stored_images(store, images, codec, bpp, work)
             else:
+                t0 = time.perf_counter()
                 images, achieved = compress_images(images, codec, bpp)
+                if work is not None:
+                    work.encoded += n
+                    work.encode_seconds += time.perf_counter() - t0
                 if cache is not None:
                     cache[i] = (images, achieved)
         with torch.no_grad():

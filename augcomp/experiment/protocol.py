@@ -32,6 +32,7 @@ from augcomp.experiment.io import (
 )
 from augcomp.experiment.loops import evaluate, train_epoch, warmup_cosine
 from augcomp.experiment.report import build_results, point_key, write_report
+from augcomp.store import CodecWork
 from augcomp.tasks.base import DataBundle, Task, load_checkpoint
 
 __all__ = ["Protocol", "StopRequested"]
@@ -84,7 +85,9 @@ class Protocol:
         self.out = Path(args.output_dir)
         self.metric = task.headline(args)
         self._val_cache: dict[str, dict] = {}
-        self._cache_budget = args.cache_val_mb * 2**20
+        # A store of coded files is the cache (across sweeps and runs); the in-memory one is then not needed.
+        self.store = _open_store(getattr(args, "store", None))
+        self._cache_budget = 0 if self.store is not None else args.cache_val_mb * 2**20
         self.state: RunState
 
     # ------------------------------------------------------------------------------------------ run
@@ -340,9 +343,12 @@ class Protocol:
             if key in points:
                 continue
             t0 = time.time()
+            work = CodecWork()
             metrics, achieved = evaluate(acc, self.task, model, loader, args, self.data, codec=codec, bpp=bpp,
-                                         cache=self._cache_for(key), desc=f"{phase} {key}")
-            points[key] = {"metrics": metrics, "achieved_bpp": achieved, "seconds": time.time() - t0}
+                                         cache=self._cache_for(key), store=self.store, work=work,
+                                         desc=f"{phase} {key}")
+            points[key] = {"metrics": metrics, "achieved_bpp": achieved, "seconds": time.time() - t0,
+                           **({"codec_work": self._gathered(work)} if codec is not None else {})}
             state.set(phase, points=points)
             state.note(f"{phase}:{key}")
             ach = "" if achieved is None else f" (achieved {achieved:.3f} bpp)"
@@ -384,6 +390,7 @@ class Protocol:
                 # Images the finetuning mix drew over all epochs: left clean, and per codec.
                 "finetune_draws": state.phase("finetune").get("draws", {}),
                 "num_processes": self.acc.num_processes,
+                "codec_work": self._codec_work(),
                 "mixed_precision": str(self.acc.mixed_precision),
                 "seconds": {p: round(state.phase(p).get("seconds", 0.0), 1)
                             for p in ("clean", "sweep_before", "finetune", "sweep_after")},
@@ -397,9 +404,39 @@ class Protocol:
         state.note("report")
         return results
 
+    def _gathered(self, work: CodecWork) -> dict[str, float]:
+        # Summed over the processes, which each code their own shard of the validation set.
+        values = torch.tensor([work.encoded, work.reused, work.encode_seconds, work.decode_seconds],
+                              dtype=torch.float64, device=self.acc.device)
+        total = self.acc.reduce(values, reduction="sum").tolist()
+        return {"encoded": int(round(total[0])), "reused": int(round(total[1])),
+                "encode_seconds": round(total[2], 3), "decode_seconds": round(total[3], 3)}
+
+    def _codec_work(self) -> dict[str, Any]:
+        """Images coded by the two sweeps: encoded here, reused (from the store, or the in-memory cache), and the
+        seconds spent encoding and decoding, summed over processes."""
+        total = {"encoded": 0, "reused": 0, "encode_seconds": 0.0, "decode_seconds": 0.0}
+        for phase in ("sweep_before", "sweep_after"):
+            for point in self.state.phase(phase).get("points", {}).values():
+                for k, v in point.get("codec_work", {}).items():
+                    total[k] = total.get(k, 0) + v
+        return {"store": getattr(self.args, "store", None), **{f"sweep_{k}": (round(v, 3) if isinstance(v, float)
+                                                                             else v) for k, v in total.items()}}
+
     def _maybe_stop(self, phase: str) -> None:
         if self.args.stop_after == phase:
             raise StopRequested(phase)
+
+
+def _open_store(url: str | None) -> Any:
+    if not url:
+        return None
+    from augcomp.store import Store, StoreError
+
+    try:
+        return Store(url)
+    except (StoreError, OSError, ValueError) as e:
+        raise RecipeError(f"--store {url}: {e}") from None
 
 
 def _read_json(path: Path) -> dict[str, Any]:

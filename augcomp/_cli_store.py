@@ -1,0 +1,121 @@
+"""The store's commands of ``augcomp``: ``precompute``, ``store verify`` and ``store info``.
+
+::
+
+    augcomp precompute --task seg --data-root ADE --split validation --codecs jpeg,webp,avif --bpp-grid 0.2,1 \\
+        --image-size 256 --store s3://bucket/ade-store --engine ray --workers 64 --ray-address auto --json
+    augcomp store verify s3://bucket/ade-store --json
+    augcomp store info s3://bucket/ade-store
+
+With ``--json`` each command ends with one JSON line (``precompute``: ``encoded``, ``reused``, ``seconds``, ...;
+``store``: ``entries``, ``bad``, ``digest``). ``store verify`` exits with status 1 when any entry is bad.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+
+__all__ = ["add_store_commands"]
+
+
+def _names(text: str) -> list[str]:
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    if not names:
+        raise argparse.ArgumentTypeError("give at least one comma-separated name")
+    return names
+
+
+def _grid(text: str) -> list[float]:
+    try:
+        values = [float(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated bitrates such as 0.2,1, got {text!r}") from None
+    if not values or any(not (v > 0 and v < float("inf")) for v in values):
+        raise argparse.ArgumentTypeError(f"bitrates must be positive and finite, got {text!r}")
+    return values
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def cmd_precompute(args: argparse.Namespace) -> int:
+    """Fills the store with every missing entry of a sweep."""
+    from augcomp.experiment.precompute import precompute
+
+    summary = precompute(task=args.task, data_root=args.data_root, split=args.split, codecs=args.codecs,
+                         bpp_grid=args.bpp_grid, image_size=args.image_size, store=args.store, engine=args.engine,
+                         workers=args.workers, ray_address=args.ray_address, progress=not args.json)
+    print(f"precompute: {summary['encoded']} encoded, {summary['reused']} reused"
+          f"{', ' + str(summary['repaired']) + ' bad entries removed' if summary['repaired'] else ''}; "
+          f"{summary['entries']} entries in {args.store} ({summary['images']} images, engine {args.engine}, "
+          f"{args.workers} workers, {summary['seconds']:.1f} s)")
+    if args.json:
+        print(json.dumps(summary))
+    return 0
+
+
+def cmd_store(args: argparse.Namespace) -> int:
+    """``store verify`` re-hashes and decodes every entry; ``store info`` counts entries per codec and target."""
+    from augcomp.store import Store
+
+    store = Store(args.path)
+    if args.action == "verify":
+        report = store.verify(progress=not args.json)
+        for record in report.bad[:50]:
+            where = record["part"].rsplit("/", 1)[-1] + ("" if record["row"] is None else f" row {record['row']}")
+            print(f"bad: {record['key'] or '(unknown keys)'} in {where}: {record['reason']}")
+        if len(report.bad) > 50:
+            print(f"... and {len(report.bad) - 50} more")
+        state = "OK" if not report.bad else f"{len(report.bad)} BAD (the next precompute encodes them again)"
+        print(f"verify {args.path}: {report.entries} good entries, {report.rows} rows read, {state}; "
+              f"digest {report.digest}")
+        summary: dict[str, Any] = {"entries": report.entries, "bad": len(report.bad), "digest": report.digest,
+                                   "rows": report.rows, "bad_entries": report.bad}
+        if args.json:
+            print(json.dumps(summary))
+        return 1 if report.bad else 0
+    info = store.info()
+    print(f"{args.path}: {info['entries']} entries in {info['parts']} part files, {info['store_bytes']} bytes")
+    print(f"{'codec':<22}{'target':>10}{'entries':>9}{'coded bytes':>13}{'mean bpp':>10}")
+    for g in info["groups"]:
+        target = f"{g['target']:g}" + (" bpp" if g["target_kind"] == "bpp" else "")
+        print(f"{g['codec']:<22}{target:>10}{g['entries']:>9}{g['bytes']:>13}{g['mean_bpp']:>10.4f}")
+    print(f"digest {info['digest']}")
+    if args.json:
+        print(json.dumps({**info, "bad": 0}))
+    return 0
+
+
+def add_store_commands(sub: Any) -> None:
+    """Adds ``precompute`` and ``store`` to the ``augcomp`` command's subparsers."""
+    from augcomp.experiment.precompute import TASKS
+    from augcomp.store import ENGINES
+
+    p = sub.add_parser("precompute", help="fill a store of coded files with every entry of a sweep")
+    p.add_argument("--task", required=True, choices=TASKS, help="whose preprocessing and dataset layout")
+    p.add_argument("--data-root", default=None, help="the dataset (default: the recipe's synthetic scenes)")
+    p.add_argument("--split", default="val", help="the split's name (default val; ADE20K: validation)")
+    p.add_argument("--codecs", required=True, type=_names, help="comma-separated codec names")
+    p.add_argument("--bpp-grid", required=True, type=_grid, help="comma-separated target bitrates")
+    p.add_argument("--image-size", type=_positive, default=None, help="the sweep's image side (default: the task's)")
+    p.add_argument("--store", required=True, help="the store: a folder or an fsspec URL (s3://, gs://, ...)")
+    p.add_argument("--engine", choices=ENGINES, default="local", help="local process pool, or Ray Data")
+    p.add_argument("--workers", type=_positive, default=1, help="processes (local) or Ray actors (default 1)")
+    p.add_argument("--ray-address", default=None, help="a Ray cluster to join (default: start a local Ray)")
+    p.add_argument("--json", action="store_true", help="end with one JSON line (encoded, reused, seconds, ...)")
+    p.set_defaults(func=cmd_precompute)
+
+    p = sub.add_parser("store", help="check a store (verify) or summarise it (info)")
+    p.add_argument("action", choices=("verify", "info"), help="verify: re-hash and decode every entry; info: counts")
+    p.add_argument("path", help="the store: a folder or an fsspec URL")
+    p.add_argument("--json", action="store_true", help="end with one JSON line (entries, bad, digest)")
+    p.set_defaults(func=cmd_store)
