@@ -105,18 +105,22 @@ def scan_bits(
     zero = torch.zeros((), dtype=torch.int64, device=dc.device)
     prev_dc = torch.where(predecessor >= 0, dc.index_select(1, predecessor.clamp_min(0)), zero.to(dc.dtype))
     diff = dc - prev_dc
-    get_ac = ac if callable(ac) else (lambda start, stop: ac[:, start:stop])
-    step = n if chunk is None else max(1, int(chunk))
     batch = dc.shape[0]
     offset = torch.zeros(batch, dtype=torch.int64, device=dc.device)  # bits written so far
     word = torch.zeros(batch, dtype=torch.int64, device=dc.device)  # the last, partial, 32-bit word
     ff = torch.zeros(batch, dtype=torch.int64, device=dc.device)  # 0xFF bytes in the words completed
-    starts = list(range(0, n, step)) or [0]
-    for start in starts:
-        stop = min(n, start + step)
-        last = start == starts[-1]
-        offset, word, ff = _count(diff[:, start:stop], get_ac(start, stop), table_id[start:stop], offset, word, ff,
-                                  stuffing=stuffing, last=last)
+    if chunk is None:
+        # No slicing and no loop over a size: under torch.compile(dynamic=True) nothing guards on the block count.
+        offset, word, ff = _count(diff, ac(0, n) if callable(ac) else ac, table_id, offset, word, ff,
+                                  stuffing=stuffing, last=True)
+    else:
+        get_ac = ac if callable(ac) else (lambda start, stop: ac[:, start:stop])
+        step = max(1, int(chunk))
+        starts = list(range(0, n, step)) or [0]
+        for start in starts:
+            stop = min(n, start + step)
+            offset, word, ff = _count(diff[:, start:stop], get_ac(start, stop), table_id[start:stop], offset, word,
+                                      ff, stuffing=stuffing, last=start == starts[-1])
     if not stuffing:
         return offset.to(torch.float32)
     return (offset // 8 + ff) * 8.0
