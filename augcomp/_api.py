@@ -6,6 +6,7 @@ checked in one place; codecs receive a checked ``(B, C, H, W)`` batch and per-sa
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -15,8 +16,11 @@ from torch import Tensor
 
 from augcomp import codecs
 from augcomp._checks import check_image, per_sample
+from augcomp.rate import DEFAULT_TOL, closeness
 
-__all__ = ["CompressResult", "compress", "decompress"]
+__all__ = ["ABOVE", "BELOW", "CompressResult", "compress", "decompress"]
+
+BELOW, ABOVE = 1, 2  # CompressResult.reason: the target is below (above) the rate reached
 
 Spec = float | Sequence[float] | Tensor
 
@@ -31,6 +35,12 @@ class CompressResult:
             dimensions: ``(B,)`` for ``(B, C, H, W)``, ``()`` for ``(C, H, W)``).
         level: the level used (JPEG quality, WebP quality, neural quality index, VBR gain, ...), float32, per sample.
         bits: the coded bits themselves, float32, per sample.
+        missed: with ``bpp=``, bool per sample: the rate reached is further from the target than the codec's
+            tolerance (``tol``, default :data:`augcomp.rate.DEFAULT_TOL`). None with ``quality=``.
+        reason: with ``bpp=``, int8 per sample: 0 where the target was met, :data:`BELOW` where the rate reached is
+            above the target (the target lies below the rates the codec reaches for this image, or, for a codec
+            whose levels are coarse, between two neighbouring levels' rates), :data:`ABOVE` the other way. None with
+            ``quality=``. :attr:`reasons` gives them as words.
         files: with ``files=True``, the coded file of each sample (``bytes``, samples in row-major order of the
             leading dimensions): the codec's own file where ``codecs.entry(codec).file_kind == "file"``. Decoding one
             with :func:`decompress` gives that sample's pixels (as uint8), and its payload is ``bits``. ``None``
@@ -41,7 +51,22 @@ class CompressResult:
     bpp: Tensor
     level: Tensor
     bits: Tensor
+    missed: Tensor | None = None
+    reason: Tensor | None = None
     files: list[bytes] | None = None
+
+    @property
+    def reasons(self) -> list | str | None:
+        """:attr:`reason` as words (``None``, ``"below"`` or ``"above"``), nested like the samples; reads the values
+        on the host, so ask only when they are needed."""
+        if self.reason is None:
+            return None
+        words = {0: None, BELOW: "below", ABOVE: "above"}
+
+        def word(values: Any) -> Any:
+            return [word(v) for v in values] if isinstance(values, list) else words[int(values)]
+
+        return word(self.reason.tolist())
 
 
 def compress(
@@ -65,7 +90,8 @@ def compress(
             ``(lo, hi)`` range drawn uniformly per sample, or a tensor with one value per sample.
         bpp: target bits per pixel, finite and > 0: a number, a ``(lo, hi)`` range drawn log-uniformly per sample,
             or a tensor with one value per sample. Each sample gets the level whose coded bpp is closest to its
-            target; a target outside a sample's reachable range ends at the nearest end of the level range.
+            target; a target outside a sample's reachable range gets the level of least (most) rate found, and
+            the result's ``missed`` and ``reason`` say so.
         grad: one of the codec's ``grad_modes``: ``"ste"`` (straight-through), ``"cubic"`` (JPEG only: the cubic
             rounding surrogate) or ``"none"``.
         generator: random generator for ranges.
@@ -79,7 +105,7 @@ def compress(
 
     Shape:
         - x: ``(..., C, H, W)`` with at least 3 dimensions; ``(C, H, W)`` is one sample.
-        - image: as ``x``; bpp, level, bits: ``x.shape[:-3]``.
+        - image: as ``x``; bpp, level, bits, missed, reason: ``x.shape[:-3]``.
 
     Raises:
         ValueError: neither or both of ``quality`` and ``bpp``; out-of-range levels or targets; non-finite pixels
@@ -116,9 +142,18 @@ def compress(
         else:
             image, bits, level = module.fit_bpp(x4, target)
     bits = bits.to(torch.float32)
-    return CompressResult(image=image.reshape(x.shape), bpp=(bits / pixels).reshape(lead),
-                          level=level.to(torch.float32).reshape(lead), bits=bits.reshape(lead),
-                          files=list(coded) if files else None)
+    bpp_out = bits / pixels
+    missed = reason = None
+    if bpp is not None:
+        # Tensor arithmetic only: no host sync on accelerators.
+        tol = float(getattr(module, "tol", DEFAULT_TOL))
+        error = closeness(bpp_out * pixels, target * pixels)
+        missed = error > math.log1p(tol) + 1e-6
+        reason = torch.where(missed, torch.where(bpp_out > target, BELOW, ABOVE), 0).to(torch.int8).reshape(lead)
+        missed = missed.reshape(lead)
+    return CompressResult(image=image.reshape(x.shape), bpp=bpp_out.reshape(lead),
+                          level=level.to(torch.float32).reshape(lead), bits=bits.reshape(lead), missed=missed,
+                          reason=reason, files=list(coded) if files else None)
 
 
 def decompress(data: bytes, codec: str = "jpeg", *, channels: int = 3, **codec_options: Any) -> Tensor:

@@ -30,7 +30,9 @@ import torch
 from augcomp import codecs
 from augcomp.codecs import CodecEntry
 
-__all__ = ["codec_available", "offline"]
+__all__ = ["DOWNLOADS", "codec_available", "codec_usability", "offline"]
+
+DOWNLOADS = "on first use (downloads)"  # codec_usability: usable once its CompressAI weights download
 
 # What a usable codec's detail says, by where its weights come from (``CodecEntry.weights``).
 _USABLE = {"none": "no weights needed", "package": "weights shipped", "compressai": "weights on disk"}
@@ -110,15 +112,41 @@ def _package_files(entry: CodecEntry) -> tuple[bool, str]:
     return True, _USABLE[entry.weights]
 
 
-def _zoo_files(entry: CodecEntry, arch: Any) -> tuple[bool, str]:
+_ZOO_MISSING = "weights not in {env} or the torch hub cache (downloaded on first use when online)"
+
+
+def codec_usability(name: str) -> tuple[str, str]:
+    """Like :func:`codec_available` (nothing touches the network), in three states: ``("yes", detail)``,
+    ``(DOWNLOADS, detail)`` for a CompressAI zoo model whose package is installed and whose weights are not all on
+    disk yet (the first use downloads them), or ``("no", detail)``."""
+    usable, detail = codec_available(name)
+    if usable:
+        return "yes", detail
+    try:
+        entry = codecs.entry(name)
+    except ValueError:
+        return "no", detail
+    arch = getattr(entry.builder, "arch", None)
+    zoo = entry.weights == "compressai" and arch is not None and bool(getattr(arch, "zoo", None))
+    if zoo and entry.missing() is None and _zoo_downloadable(entry, arch):
+        return DOWNLOADS, detail
+    return "no", detail
+
+
+def _zoo_downloadable(entry: CodecEntry, arch: Any) -> bool:
+    # What _zoo_files found missing is only files a first use downloads (not an unknown URL table).
+    return _zoo_files(entry, arch, want_state=True) == "downloads"
+
+
+def _zoo_files(entry: CodecEntry, arch: Any, want_state: bool = False) -> Any:
     from augcomp.codecs import weights as w
 
     folders = [Path(os.environ[w.ENV_VAR]).expanduser()] if os.environ.get(w.ENV_VAR) else []
     folders.append(w.hub_checkpoint_dir())
-    missing = f"weights not in {w.ENV_VAR} or the torch hub cache (downloaded on first use when online)"
+    missing = _ZOO_MISSING.format(env=w.ENV_VAR)
     # Importing compressai for its URL table takes seconds; with no checkpoint files at all there is no need.
     if not any(f.is_dir() and any(f.glob("*.pth*")) for f in folders):
-        return False, missing
+        return "downloads" if want_state else (False, missing)
     metric = entry.options.get("metric", "mse")
     try:
         if arch.variable_rate:
@@ -126,9 +154,11 @@ def _zoo_files(entry: CodecEntry, arch: Any) -> tuple[bool, str]:
         else:
             urls = [w.zoo_url(arch.zoo, metric, q) for q in range(1, arch.num_models + 1)]
     except Exception as err:  # noqa: BLE001 - compressai's URL table changed: report, do not fail
-        return False, f"weights unknown ({_describe(err)})"
+        return "unknown" if want_state else (False, f"weights unknown ({_describe(err)})")
     names = [u.rsplit("/", 1)[-1] for u in urls]
     present = [n for n in names if any((f / n).is_file() for f in folders)]
+    if want_state:
+        return "present" if len(present) == len(names) else "downloads"
     if len(present) == len(names):
         return True, _USABLE[entry.weights]
     if present:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import sys
 import warnings
 from collections.abc import Sequence
@@ -132,16 +133,25 @@ def _check_output(path: str, entry: Any = None) -> bool:
     from augcomp import codecs
 
     suffix = Path(path).suffix.lower()
-    if entry is not None and suffix in entry.suffixes:
-        return True
+    own_file = entry is not None and suffix in entry.suffixes
     owner = next((n for n in codecs.list() if suffix in codecs.entry(n).suffixes), None)
-    if entry is not None and owner is not None:
+    if entry is not None and owner is not None and not own_file:
         own = f"{entry.suffixes[0]} for {entry.name}'s own file, or " if entry.suffixes else ""
         raise CLIError(f"-o {path}: {suffix} is the file format of codec {owner!r}, which would code the "
                        f"decoded image again; use {own}.png for the decoded pixels")
-    if suffix not in Image.registered_extensions():
+    if not own_file and suffix not in Image.registered_extensions():
         raise CLIError(f"cannot write {path}: unknown image extension {suffix or '(none)'!r}; use .png for example")
-    return False
+    target = Path(path).expanduser().absolute()
+    if target.is_dir():
+        raise CLIError(f"-o {path}: is a folder; give a file name such as {Path(path) / 'decoded.png'}")
+    folder = target.parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    if not folder.is_dir():
+        raise CLIError(f"-o {path}: {folder} is not a folder")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise CLIError(f"-o {path}: cannot write in {folder} (permission denied); choose another output path")
+    return own_file
 
 
 def _save_file(data: bytes, path: str) -> None:
@@ -187,19 +197,20 @@ def _codec_options(args: argparse.Namespace, entry: Any) -> dict[str, Any]:
 def codec_rows() -> list[dict[str, Any]]:
     """One dictionary per registered codec: its capabilities and whether it is usable here (no network)."""
     from augcomp import codecs
-    from augcomp.availability import codec_available
+    from augcomp.availability import codec_usability
 
     rows = []
     for name in codecs.list():
         e = codecs.entry(name)
-        available, detail = codec_available(name)
+        usable, detail = codec_usability(name)
+        available = usable == "yes"
         lo, hi = e.level_range
         rows.append({"name": name, "family": e.family, "level_name": e.level_name, "level_range": [lo, hi],
                      "levels": "discrete" if e.discrete else "continuous",
                      "rate_increases_with_level": e.rate_increases_with_level, "channels": list(e.channels),
                      "devices": list(e.devices), "grad_modes": list(e.grad_modes), "reference": e.reference,
                      "extra": e.extra, "requires": list(e.requires), "weights": e.weights, "min_size": e.min_size,
-                     "available": available, "detail": detail, "description": e.description})
+                     "available": available, "usable": usable, "detail": detail, "description": e.description})
     return rows
 
 
@@ -210,10 +221,11 @@ def cmd_codecs(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
-    header = ("codec", "level", "range", "kind", "channels", "devices", "grad", "extra", "reference", "usable", "")
+    header = ("codec", "level", "range", "kind", "channels", "devices", "grad", "extra", "reference", "usable",
+              "detail")
     table = [(r["name"], r["level_name"], f"{r['level_range'][0]:g}..{r['level_range'][1]:g}", r["levels"],
               ",".join(map(str, r["channels"])), ",".join(r["devices"]), ",".join(r["grad_modes"]),
-              r["extra"] or "core", r["reference"] or "-", "yes" if r["available"] else "no", r["detail"])
+              r["extra"] or "core", r["reference"] or "-", r["usable"], r["detail"])
              for r in rows]
     widths = [max(len(h), *(len(t[i]) for t in table)) for i, h in enumerate(header)]
     for line in (header, *table):
@@ -249,6 +261,10 @@ def cmd_compress(args: argparse.Namespace) -> int:
         dest = f", wrote {args.output}"
     print(f"{args.codec}: {out.bpp[0].item():.4f} bpp{target}, level {out.level[0].item():.4g}, "
           f"PSNR {score:.2f} dB, {x.shape[-1]}x{x.shape[-2]}{dest}")
+    if out.missed is not None and bool(out.missed[0]):
+        got = out.bpp[0].item()
+        print(f"{args.codec}: missed the target: {spec['bpp']:g} bpp lies {out.reasons[0]} the rates {args.codec} "
+              f"reaches for this image; the nearest is {got:.4f} bpp ({got / spec['bpp'] - 1:+.0%})")
     return 0
 
 

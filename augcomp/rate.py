@@ -3,10 +3,15 @@
 :func:`search` is a pure algorithm over a ``measure(level, active) -> bits`` function. It starts from a warm guess
 (the codec's rate prior), extrapolates with secant steps on ``log(bits)`` until the target is bracketed, then runs
 regula falsi with the Illinois safeguard inside the bracket, and stops a sample once its rate is within ``tol`` of
-the target. On the CPU converged samples leave the search (``measure`` sees them as inactive and the loop ends
+the target. A sample whose bracket closes (or whose target lies beyond a measured end of the range) without getting
+within ``tol`` spends its remaining steps on a local pattern search around its best level, so that a rate curve
+that is not monotone (JPEG XL near distance 20, WebP between neighbouring qualities) or has plateaus cannot leave it
+at a level further from the target than one a step or two away. The level returned is always the best one
+measured. On the CPU converged samples leave the search (``measure`` sees them as inactive and the loop ends
 when none is left); on accelerators every step runs on the whole batch and the loop has a fixed length, so there
 is no host sync. Both follow the same arithmetic, so the same measurements give the same levels on every device.
-Targets outside a sample's reachable range end at the nearest end of the range.
+Targets outside a sample's reachable range end at the level of least rate error found (the nearest end of the range
+when the rate is monotone).
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ __all__ = ["DEFAULT_TOL", "RATE_CONTROL_VERSION", "closeness", "drops_converged"
 
 # Bumped whenever the level a search chooses for the same measurements changes: stored entries made for a bpp target
 # by another version are then not reused (augcomp.store keys entries by it).
-RATE_CONTROL_VERSION = 1
+RATE_CONTROL_VERSION = 2
 DEFAULT_TOL = 0.04  # a sample stops once its rate is within 4% of the target (the promise is 5%)
 
 
@@ -105,21 +110,44 @@ def search(
     points = zeros.clone()
     side = zeros.clone()  # +1 if hi moved last, -1 if lo moved
     best_level, best_bits, best_err = level.clone(), zeros.clone(), torch.full((batch,), math.inf, device=device)
+    best_f = zeros.clone()
     active = torch.ones(batch, dtype=torch.bool, device=device)
+    # Local pattern search once the bracketing search is over: probe best + direction * h; a probe that is not
+    # better turns the direction, and after both directions failed h halves, down to the grid step.
+    seen = torch.full((batch, steps), math.nan, device=device)  # every level measured, per sample
+    polish, tried = falses.clone(), falses.clone()
+    h, direction = zeros.clone(), zeros.clone()
+    min_h = step if step is not None else 1e-3 * span
 
     for k in range(steps):
         if k > 0:
             level, stuck = _next_level(lo, hi, f_lo, f_hi, lo_known, hi_known, p0, f0, p1, f1, points, prior,
                                        low, high, step)
+            begin = active & stuck & ~polish & (best_err > stop_err)
+            h = torch.where(begin, _first_stride(best_level, seen, span, min_h), h)
+            # Towards lower |f| if the rate were monotone; the pattern search tries the other side as well.
+            direction = torch.where(begin, torch.where(best_f > 0, -1.0, 1.0), direction)
+            polish = polish | begin
+            probe, h, direction, tried, done = _probe(best_level, h, direction, tried, seen, polish, low, high,
+                                                      step, min_h)
+            level = torch.where(polish, probe, level)
+            stuck = torch.where(polish, done, stuck)
             active = active & ~stuck
             if early_stop and not bool(active.any()):
                 break
+        seen[:, k] = torch.where(active, level, math.nan)
         bits = measure(level, active).to(torch.float32)
         f = sign * (torch.log(bits.clamp_min(1.0)) - log_target)
         better = active & (f.abs() < best_err)
         best_level = torch.where(better, level, best_level)
         best_bits = torch.where(better, bits, best_bits)
         best_err = torch.where(better, f.abs(), best_err)
+        best_f = torch.where(better, f, best_f)
+        # A probe that did not improve: try the other direction, then a shorter stride.
+        failed = active & polish & ~better
+        h = torch.where(failed & tried, h / 2, h)
+        direction = torch.where(failed & ~tried, -direction, direction)
+        tried = torch.where(active & polish, failed & ~tried, tried)
         below = f < 0  # the rate at this level is under the target: the answer lies above it
         # Illinois: when the same end survives twice, halve its value so that the secant moves on.
         f_hi = torch.where(active & below & (side < 0) & hi_known, f_hi / 2, f_hi)
@@ -131,10 +159,33 @@ def search(
         p0, f0 = torch.where(active, p1, p0), torch.where(active, f1, f0)
         p1, f1 = torch.where(active, level, p1), torch.where(active, f, f1)
         points = points + active.to(points.dtype)
-        active = active & (f.abs() > stop_err)
+        active = active & (best_err > stop_err)
         if early_stop and not bool(active.any()):
             break
     return best_level, best_bits
+
+
+def _first_stride(best: Tensor, seen: Tensor, span: float, min_h: float) -> Tensor:
+    """Half the distance from the best level to the nearest other level measured (a quarter of the range if none)."""
+    gap = (seen - best[:, None]).abs()
+    gap = torch.where(torch.isnan(gap) | (gap <= 1e-9 * max(span, 1.0)), math.inf, gap).amin(1)
+    return torch.where(torch.isfinite(gap), gap / 2, span / 4).clamp_min(min_h)
+
+
+def _probe(best, h, direction, tried, seen, polish, low, high, step, min_h):
+    """The pattern search's next level per sample, skipping levels measured already (their rate is known to be no
+    better than the best), and whether a sample has nothing left to try."""
+    for _ in range(4):
+        probe = (best + direction * h).clamp(low, high)
+        if step is not None:
+            probe = _snap(probe, low, step).clamp(low, high)
+        known = ((seen - probe[:, None]).abs() <= 1e-6 * (1.0 + probe.abs()[:, None])).any(1)
+        skip = polish & known & (h >= min_h * (1 - 1e-6))
+        h = torch.where(skip & tried, h / 2, h)
+        direction = torch.where(skip & ~tried, -direction, direction)
+        tried = torch.where(skip, ~tried, tried)
+    done = known | (h < min_h * (1 - 1e-6))
+    return probe, h, direction, tried, done
 
 
 def _snap(level: Tensor, low: float, step: float) -> Tensor:

@@ -39,10 +39,10 @@ class Compress(v2.Transform):
         **codec_options: passed to every codec (``subsampling="444"``, ``backend="torch"``, ...); checked here.
 
     Every image-like item of a sample (tensor, ``tv_tensors.Image``/``Video``, PIL image) gets its own draws, one
-    per leading index. After each call ``last_params`` holds what was applied to all of them, concatenated in
-    sample order: ``item`` (N,) index of the item, ``applied`` (N,) bool, ``codec`` (N,) index into
-    ``codec_names``, ``target`` (N,) drawn bpp or quality, ``bpp`` and ``level`` (N,) achieved (NaN where skipped).
-    ``transform(x, params)`` replays them.
+    per leading index. After each call :attr:`last_params` holds what was applied to all of them, concatenated in
+    sample order: ``item`` (N,) index of the item, ``applied`` (N,) bool, ``codec`` N codec names,
+    ``codec_index`` (N,) their index into ``codec_names``, ``target`` (N,) drawn bpp or quality, ``bpp`` and
+    ``level`` (N,) achieved (NaN where skipped). ``transform(x, params)`` replays them.
 
     Shape:
         - Input: ``(..., C, H, W)`` tensors, ``tv_tensors.Image``/``Video`` (leading dimensions are samples), float
@@ -84,7 +84,21 @@ class Compress(v2.Transform):
         self.spec, self.range = spec, (lo, hi)
         self.p, self.same_on_batch, self.grad = float(p), same_on_batch, grad
         self.generator, self.codec_options = generator, codec_options
-        self.last_params: dict[str, Any] | None = None
+        self._params: dict[str, Any] | None = None
+
+    @property
+    def last_params(self) -> dict[str, Any] | None:
+        """What the last call drew and applied (see the class docstring); None before the first call."""
+        params = self._params
+        if params is None:
+            return None
+        index = params["codec"]
+        if len(self.codec_names) == 1:
+            names = self.codec_names * index.shape[0]  # nothing to read back from the device
+        else:
+            names = [self.codec_names[i] for i in index.tolist()]
+        public = {k: v for k, v in params.items() if not k.startswith("_") and k != "codec"}
+        return {**public, "codec": names, "codec_index": index}
 
     def _choices_on(self, device: torch.device) -> Tensor:
         # Cached per device: copying from the host in every call would sync an accelerator.
@@ -118,10 +132,14 @@ class Compress(v2.Transform):
         params["bpp"] = torch.full((total,), float("nan"), device=device)
         params["level"] = params["bpp"].clone()
         params["_slices"] = {id(x): slice(sum(sizes[:i]), sum(sizes[: i + 1])) for i, x in enumerate(items)}
-        self.last_params = params
+        self._params = params
         return params
 
     def transform(self, inpt: Any, params: dict[str, Any]) -> Any:
+        if "codec_index" in params:  # last_params, replayed: the draws of the call it came from
+            params = {**params, "codec": params["codec_index"]}
+            if self._params is not None and params["item"] is self._params["item"]:
+                params["_slices"] = self._params["_slices"]
         slices = params.get("_slices", {})
         sl = slices.get(id(inpt), next(iter(slices.values())) if len(slices) == 1 else slice(None))
         if isinstance(inpt, PIL.Image.Image):
@@ -132,6 +150,11 @@ class Compress(v2.Transform):
         return tv_tensors.wrap(out, like=inpt) if isinstance(inpt, tv_tensors.TVTensor) else out
 
     def _apply(self, inpt: Tensor, params: dict[str, Any], sl: slice) -> Tensor:
+        if inpt.ndim < 3:
+            # As compress: an (H, W) tensor is ambiguous (one grayscale image, or rows of samples?).
+            raise ValueError(f"Compress takes tensors of shape (..., C, H, W) (C = 1 for grayscale; add the channel "
+                             f"dimension to an (H, W) image), PIL images and tv_tensors; got shape "
+                             f"{tuple(inpt.shape)}")
         x = inpt.reshape(-1, *inpt.shape[-3:])
         applied, codec, target = (params[k][sl] for k in ("applied", "codec", "target"))
         out, achieved, level = x, params["bpp"][sl], params["level"][sl]

@@ -253,3 +253,50 @@ def test_sixteen_bit_png_is_scaled_not_clipped(tmp_path, capsys):
     out = np.asarray(Image.open(tmp_path / "out.png")).astype(np.float64)
     expected = np.round(wide / 257.0)
     assert (out == 255).mean() < 0.05 and np.abs(out - expected).mean() < 2.0
+
+
+def test_codecs_says_compressai_models_download_on_first_use(capsys, monkeypatch, tmp_path):
+    from augcomp.availability import DOWNLOADS
+
+    monkeypatch.setenv("AUGCOMP_WEIGHTS", str(tmp_path / "weights"))
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
+    zoo = [n for n in codecs.list() if codecs.entry(n).weights == "compressai" and codecs.entry(n).missing() is None]
+    if not zoo:
+        pytest.skip("compressai is not installed")
+    status, out, _ = run(capsys, "codecs")
+    lines = out.splitlines()
+    assert status == 0 and lines[0].split()[-2:] == ["usable", "detail"]
+    for name in zoo:
+        line = next(line for line in lines[1:] if line.split()[0] == name)
+        assert f" {DOWNLOADS} " in line and " no " not in line, line
+    rows = {r["name"]: r for r in json.loads(run(capsys, "codecs", "--json")[1])}
+    assert all(rows[n]["usable"] == DOWNLOADS and not rows[n]["available"] for n in zoo)
+    assert rows["jpeg"]["usable"] == "yes"
+
+
+def test_compress_says_when_the_target_is_missed(capsys, image_path):
+    status, out, _ = run(capsys, "compress", image_path, "--bpp", "0.0001")
+    assert status == 0 and "missed the target: 0.0001 bpp lies below the rates jpeg reaches" in out, out
+    status, out, _ = run(capsys, "compress", image_path, "--bpp", "0.8")
+    assert status == 0 and "missed" not in out and abs(parse(out)["bpp"] / 0.8 - 1) < 0.05
+
+
+def test_compress_checks_the_output_folder_before_compressing(capsys, image_path, tmp_path, monkeypatch):
+    # A folder that does not exist yet is created.
+    status, _, _ = run(capsys, "compress", image_path, "--bpp", "0.5", "-o", tmp_path / "a" / "b.png")
+    assert status == 0 and (tmp_path / "a" / "b.png").is_file()
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("compressed before checking -o")
+
+    monkeypatch.setattr(functional, "compress", refuse)
+    plain = tmp_path / "plain.txt"
+    plain.write_text("a file, not a folder")
+    locked = tmp_path / "locked"
+    locked.mkdir(mode=0o500)
+    cases = [(plain / "out.png", "is not a folder"), (plain / "deeper" / "out.png", "is not a folder")]
+    if os.geteuid() != 0:  # root may write anywhere
+        cases.append((locked / "new" / "out.png", "cannot write in"))
+    for path, needle in cases:
+        status, _, err = run(capsys, "compress", image_path, "--bpp", "0.5", "-o", path)
+        assert status != 0 and err.startswith(f"augcomp: error: -o {path}") and needle in err, err

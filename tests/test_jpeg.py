@@ -230,3 +230,28 @@ def test_cuda_matches_libjpeg():
     xf = (x.float() / 255).requires_grad_()
     F.compress(xf, quality=q).image.sum().backward()
     assert torch.isfinite(xf.grad).all() and xf.grad.abs().sum() > 0
+
+
+@pytest.mark.parametrize(("subsampling", "gray"), [("420", False), ("444", False), ("420", True)])
+def test_large_images_run_in_bands_with_the_same_pixels_and_bits(monkeypatch, subsampling, gray):
+    from augcomp.functional import jpeg as kernels
+
+    image = natural("astronaut")[:203, :157]
+    image = np.ascontiguousarray(image[..., 1]) if gray else image
+    x = to_tensor(image)[None].expand(2, -1, -1, -1).contiguous()
+    quality, target = torch.tensor([12.0, 83.5]), torch.tensor([0.4, 1.7])
+    whole = F.compress(x, quality=quality, backend="torch", subsampling=subsampling)
+    fitted = F.compress(x, bpp=target, backend="torch", subsampling=subsampling)
+    # Bands of 16 to 32 rows, and scans counted a few dozen blocks at a time.
+    monkeypatch.setattr(kernels, "CHUNK_PIXELS", 2 * 32 * 157)
+    monkeypatch.setattr("augcomp.codecs.jpeg.CHUNK_PIXELS", 2 * 32 * 157)
+    assert len(kernels.jpeg_bands(x, subsampling)) >= 7
+    banded = F.compress(x, quality=quality, backend="torch", subsampling=subsampling)
+    banded_fit = F.compress(x, bpp=target, backend="torch", subsampling=subsampling)
+    assert torch.equal(banded.image, whole.image) and torch.equal(banded.bits, whole.bits)
+    assert torch.equal(banded_fit.level, fitted.level) and torch.equal(banded_fit.image, fitted.image)
+    assert torch.equal(banded_fit.bits, fitted.bits)
+    for k, q in enumerate(quality.tolist()):
+        ref, ref_bits, _ = libjpeg(image, q, subsampling)
+        got = banded.image[k].permute(1, 2, 0).numpy()
+        assert np.array_equal(got[..., 0] if gray else got, ref) and float(banded.bits[k]) == ref_bits

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 import torch
 
-from augcomp import functional
+from augcomp import functional, rate
 from augcomp.rate import bisect_levels
 from tests._oracle import NATURAL, natural, to_tensor
 
@@ -94,3 +96,84 @@ def test_no_host_sync_on_cuda():
         torch.cuda.set_sync_debug_mode("default")
     assert out.bpp.device.type == "cuda" and q.bpp.device.type == "cuda"
     assert ((out.bpp - target).abs() / target < 0.05).all()
+
+
+# A rate curve that is not monotone, with plateaus, on levels 0..25 (bits fall as the level rises, like a JPEG XL
+# distance): a dip at 19.5 below the rate at the range end, a plateau from 8 to 11, and a step at 13.
+def _jagged(level: torch.Tensor) -> torch.Tensor:
+    smooth = 4000.0 * torch.exp(-0.12 * level)
+    plateau = torch.where((level >= 8) & (level <= 11), 4000.0 * math.exp(-0.12 * 8), smooth)
+    step = torch.where(level >= 13, plateau * 0.8, plateau)
+    dip = 1.0 - 0.35 * torch.exp(-(((level - 19.5) / 1.2) ** 2))
+    return torch.where(level > 21, step * 1.8, step * dip)
+
+
+def _recorded(curve):
+    calls: list[tuple[torch.Tensor, torch.Tensor]] = []
+
+    def measure(level: torch.Tensor, active: torch.Tensor) -> torch.Tensor:
+        calls.append((level.clone(), active.clone()))
+        return curve(level)
+
+    return measure, calls
+
+
+@pytest.mark.parametrize("early_stop", [True, False])
+@pytest.mark.parametrize("step", [None, 0.25])
+def test_search_never_returns_a_level_worse_than_one_it_measured(early_stop, step):
+    grid = torch.linspace(0.0, 25.0, 2501)
+    rates = _jagged(grid)
+    # Unreachable below, inside the dip, on the plateau, across the step, at the top and unreachable above.
+    target = torch.tensor([1.0, 420.0, 330.0, float(rates.min()) * 1.5, 1500.0, 1700.0, 3900.0, 1e6])
+    measure, calls = _recorded(_jagged)
+    level, bits = rate.search(measure, target, 0.0, 25.0, discrete=False, increasing=False, step=step,
+                              early_stop=early_stop)
+    assert torch.equal(bits, _jagged(level))
+    err = rate.closeness(bits, target)
+    for levels, active in calls:
+        measured = rate.closeness(_jagged(levels), target)
+        assert bool((err <= measured + 1e-6)[active].all()), (levels, level)
+    # Below the reachable range, the level of least rate, not the end of the range (whose rate is 40% higher).
+    cheapest = float(rates.min())
+    assert float(bits[0]) <= 1.02 * cheapest and 17.0 < float(level[0]) < 22.0, (level[0], bits[0], cheapest)
+    # Above it, the level of most rate.
+    assert float(level[-1]) == 0.0
+    # Reachable targets get within the tolerance.
+    assert bool((err[1:-1] <= math.log1p(rate.DEFAULT_TOL)).all()), (err, level)
+
+
+def test_search_gives_the_same_levels_with_and_without_early_stop():
+    target = torch.tensor([1.0, 420.0, 330.0, 1500.0, 1700.0, 3900.0, 1e6])
+    a = rate.search(lambda level, active: _jagged(level), target, 0.0, 25.0, discrete=False, increasing=False,
+                    step=0.25, early_stop=True)
+    b = rate.search(lambda level, active: _jagged(level), target, 0.0, 25.0, discrete=False, increasing=False,
+                    step=0.25, early_stop=False)
+    assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])
+
+
+def test_discrete_search_over_plateaus_and_a_dip_finds_the_nearest_level():
+    # Bits rise with the level, but levels 4-6 share one rate and level 9 falls below level 8.
+    rates = torch.tensor([10.0, 14.0, 20.0, 31.0, 31.0, 31.0, 50.0, 90.0, 70.0, 160.0, 330.0, 600.0])
+
+    def measure(level: torch.Tensor, active: torch.Tensor) -> torch.Tensor:
+        return rates[(level - 1).long()]
+
+    target = torch.tensor([3.0, 26.0, 31.0, 68.0, 75.0, 5000.0])
+    level, bits = rate.search(measure, target, 1, 12, discrete=True)
+    best = (torch.log(rates)[None] - torch.log(target)[:, None]).abs().amin(1)
+    assert torch.allclose(rate.closeness(bits, target), best), (level, bits)
+
+
+def test_missed_targets_are_reported_per_sample():
+    image = to_tensor(natural("rocket")[:120, :90])
+    batch = image[None].expand(3, -1, -1, -1)
+    out = functional.compress(batch, bpp=torch.tensor([1e-4, 1.0, 100.0]))
+    assert out.missed.tolist() == [True, False, True] and out.missed.shape == (3,)
+    assert out.reason.dtype == torch.int8 and out.reasons == ["below", None, "above"]
+    one = functional.compress(image, bpp=1e-4)
+    assert one.missed.shape == () and bool(one.missed) and one.reasons == "below"
+    # The flag agrees with the rate reached: a miss is a rate error beyond the tolerance.
+    error = (out.bpp / torch.tensor([1e-4, 1.0, 100.0])).log().abs()
+    assert torch.equal(out.missed, error > math.log1p(rate.DEFAULT_TOL))
+    fixed = functional.compress(batch, quality=50)
+    assert fixed.missed is None and fixed.reasons is None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import pickle
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -11,6 +12,7 @@ import torch
 from torchvision import tv_tensors
 from torchvision.transforms import v2
 
+import augcomp
 from augcomp import codecs, functional
 from augcomp.codecs.jpeg import JPEGCodec
 from augcomp.transforms import Compress
@@ -31,7 +33,7 @@ def test_hits_per_sample_bpp_and_logs_it():
     y = aug(x)
     params = aug.last_params
     assert y.shape == x.shape and y.dtype == x.dtype
-    assert params["applied"].all() and params["codec"].eq(0).all()
+    assert params["applied"].all() and params["codec_index"].eq(0).all() and params["codec"] == ["jpeg"] * 8
     assert ((params["bpp"] - params["target"]).abs() / params["target"] < 0.05).float().mean() >= 0.85
     ref = functional.compress(x, quality=params["level"])
     assert torch.equal(ref.image, y) and torch.equal(ref.bpp, params["bpp"])
@@ -88,8 +90,10 @@ def test_codec_list_draws_per_sample():
         x = _batch(64, 16)
         aug = Compress(codec=["jpeg", "jpeg-444-test"], quality=50.0, generator=torch.Generator().manual_seed(0))
         y = aug(x)
-        which = aug.last_params["codec"]
+        which = aug.last_params["codec_index"]
         assert 15 < int(which.sum()) < 49
+        assert aug.last_params["codec"] == [["jpeg", "jpeg-444-test"][k] for k in which.tolist()]
+        assert not any(key.startswith("_") for key in aug.last_params)
         for k, sub in ((0, "420"), (1, "444")):
             ref = functional.compress(x[which == k], quality=50.0, subsampling=sub)
             assert torch.equal(y[which == k], ref.image)
@@ -180,3 +184,27 @@ def test_cuda_batch_stays_on_device():
     assert y.device.type == "cuda" and aug.last_params["bpp"].device.type == "cuda"
     assert not math.isnan(float(aug.last_params["bpp"].mean()))
     assert np.isfinite(aug.last_params["level"].cpu().numpy()).all()
+
+
+def test_readme_pipeline_returns_float_tensors_for_pil_input():
+    # The README's training pipeline, as written there.
+    import PIL.Image
+
+    train_tf = v2.Compose([v2.ToImage(), v2.RandomResizedCrop(224), Compress(bpp=(0.1, 2.0), p=0.5),
+                           v2.ToDtype(torch.float32, scale=True)])
+    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    assert "train_tf = v2.Compose([v2.ToImage(), v2.RandomResizedCrop(224), Compress(bpp=(0.1, 2.0), p=0.5)," in readme
+    image = PIL.Image.fromarray(natural("astronaut")[:240, :260])
+    out = train_tf(image)
+    assert isinstance(out, torch.Tensor) and out.dtype == torch.float32 and out.shape == (3, 224, 224)
+    assert 0.0 <= float(out.min()) and float(out.max()) <= 1.0
+
+
+def test_two_dimensional_tensors_are_refused_like_compress():
+    aug = Compress(quality=50)
+    x = torch.rand(32, 48)
+    with pytest.raises(ValueError, match=r"\(\.\.\., C, H, W\)"):
+        aug(x)
+    with pytest.raises(ValueError, match=r"\(\.\.\., C, H, W\)"):
+        augcomp.compress(x, quality=50)
+    assert aug(x[None]).shape == (1, 32, 48)

@@ -15,13 +15,17 @@ from augcomp.codecs.library import LibraryCodec
 from augcomp.codecs.registry import ANY_DEVICE, CodecEntry, register
 from augcomp.functional.entropy import jfif_header_bits
 from augcomp.functional.jpeg import (
+    CHUNK_PIXELS,
     SUBSAMPLINGS,
     jpeg_analysis,
+    jpeg_bands,
+    jpeg_decode_banded,
     jpeg_layout,
     jpeg_layout_of,
     jpeg_roundtrip_any_size,
     jpeg_smooth,
     jpeg_stream,
+    jpeg_stream_banded,
     jpeg_stream_rate,
     straight_through,
 )
@@ -146,9 +150,34 @@ class JPEGCodec(Codec):
                 image, bits = self._native._compress(samples.to(torch.uint8), level)
                 image = image.to(torch.float32)
             else:
-                image, bits = self._tensor_call(jpeg_roundtrip_any_size, samples, tables, self.subsampling)
+                image, bits = self._tensor_roundtrip(samples, level, tables, layout)
             image = self._attach_grad(image, x255, tables, layout)
             return image / 255.0, bits + header
+
+    def _tensor_roundtrip(self, samples: Tensor, level: Tensor, tables: Tensor, layout) -> tuple[Tensor, Tensor]:
+        """Image and scan bits on the tensor path; a large batch runs in bands of whole MCU rows (see
+        :func:`~augcomp.functional.jpeg.jpeg_bands`), with the same pixels and bits."""
+        bands = jpeg_bands(samples, self.subsampling)
+        if len(bands) == 1:
+            return self._tensor_call(jpeg_roundtrip_any_size, samples, tables, self.subsampling)
+        image = jpeg_decode_banded(samples, tables, self.subsampling, self._roundtrip_call, bands)
+        stream = self._banded_stream(samples, bands)
+        return image, self._stream_rate(stream, level, layout, stuffing=True)
+
+    def _roundtrip_call(self, samples: Tensor, tables: Tensor, subsampling: str) -> tuple[Tensor, Tensor]:
+        return self._tensor_call(jpeg_roundtrip_any_size, samples, tables, subsampling)
+
+    def _banded_stream(self, samples: Tensor, bands: list[tuple[int, int]]) -> Tensor:
+        return jpeg_stream_banded(samples, self.subsampling,
+                                  lambda band, sub: self._tensor_call(_float_stream, band, sub), bands)
+
+    def _stream_rate(self, stream: Tensor, level: Tensor, layout, *, stuffing: bool) -> Tensor:
+        # A stream of more blocks than a band holds is quantized and counted a band's worth of blocks at a time.
+        chunk = max(1, CHUNK_PIXELS // 64)
+        if stream.shape[0] * stream.shape[1] <= chunk:
+            return self._tensor_call(jpeg_stream_rate, stream, level, layout, stuffing=stuffing)
+        with torch.no_grad():
+            return jpeg_stream_rate(stream, level, layout, stuffing=stuffing, chunk=max(1, chunk // stream.shape[0]))
 
     def _attach_grad(self, image: Tensor, x255: Tensor, tables: Tensor, layout) -> Tensor:
         if self.grad == "none" or not (torch.is_grad_enabled() and x255.requires_grad):
@@ -226,14 +255,16 @@ class JPEGCodec(Codec):
         xf = x.to(torch.float32) / 255.0 if x.dtype == torch.uint8 else x
         samples = (xf.detach().to(torch.float32) * 255.0).clamp(0, 255).round()
         with torch.autocast(device_type=x.device.type, enabled=False):
-            stream = self._tensor_call(_float_stream, samples, self.subsampling)
+            stream = self._banded_stream(samples, jpeg_bands(samples, self.subsampling))
             start, slope = rate_prior(target / pixels, activity(samples))
+            del samples  # the final pass below makes its own
 
             def rate(q: Tensor, active) -> Tensor:
-                return self._tensor_call(jpeg_stream_rate, stream, q, layout, stuffing=True)
+                return self._stream_rate(stream, q, layout, stuffing=True)
 
             quality, _ = search(rate, target, 1.0, 100.0, discrete=False, start=start, slope=slope, tol=self.tol,
                                 step=LEVEL_STEP)
+            stream = None  # freed before the final pass
         return (*self._compress(x, quality), quality)
 
 

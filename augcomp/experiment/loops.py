@@ -106,7 +106,7 @@ def apply_compress(aug: Callable[[Tensor], Tensor], images: Images) -> tuple[Ima
             y = aug(x)
         params = getattr(aug, "last_params", None) or {}
         n = x.shape[0]
-        bpp, applied, codec = params.get("bpp"), params.get("applied"), params.get("codec")
+        bpp, applied, codec = params.get("bpp"), params.get("applied"), params.get("codec_index")
         if not isinstance(bpp, Tensor) or bpp.shape != (n,):
             bpp = torch.full((n,), float("nan"), device=x.device)
         if isinstance(applied, Tensor) and isinstance(codec, Tensor) and applied.shape == codec.shape == (n,):

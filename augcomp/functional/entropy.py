@@ -77,18 +77,23 @@ def _bit_length(v: Tensor) -> Tensor:
 
 
 def scan_bits(
-    dc: Tensor, ac: Tensor, table_id: Tensor, predecessor: Tensor, *, stuffing: bool = True
+    dc: Tensor, ac: Tensor, table_id: Tensor, predecessor: Tensor, *, stuffing: bool = True,
+    chunk: int | None = None,
 ) -> Tensor:
     """Exact length in bits of the entropy-coded scan of each sample.
 
     Args:
         dc: quantized DC coefficients of the blocks in scan order (MCU order, components interleaved).
-        ac: quantized AC coefficients of the same blocks, in zigzag order.
+        ac: quantized AC coefficients of the same blocks, in zigzag order; or a function ``ac(start, stop)`` that
+            returns those of blocks ``start:stop`` (so that a large scan is never held quantized whole).
         table_id: per block, 0 for the luma Huffman tables and 1 for the chroma ones.
         predecessor: per block, the scan index of the previous block of the same component (DC prediction),
             or -1 for the first block of a component.
         stuffing: count the final padding and a stuffed zero byte after each 0xFF byte; without it the result
             is the raw bit total (cheaper; used inside rate searches, where stuffing's < 1% does not matter).
+        chunk: blocks counted at once (default: all). The scan is packed piece by piece, carrying the bit offset
+            and the last partial word from one piece to the next, so the count is the same for every ``chunk``
+            while the memory held is bounded by it. Pieces are cut from shapes only.
 
     Returns:
         ``(B,)`` float32 bits: ``8 * scan bytes`` with ``stuffing``, else the unpadded raw bit count.
@@ -96,18 +101,46 @@ def scan_bits(
     Shape:
         - dc: ``(B, N)``; ac: ``(B, N, 63)``; table_id and predecessor: ``(N,)`` int64.
     """
-    t = _tables(dc.device)
     n = dc.shape[1]
     zero = torch.zeros((), dtype=torch.int64, device=dc.device)
     prev_dc = torch.where(predecessor >= 0, dc.index_select(1, predecessor.clamp_min(0)), zero.to(dc.dtype))
     diff = dc - prev_dc
+    batch = dc.shape[0]
+    offset = torch.zeros(batch, dtype=torch.int64, device=dc.device)  # bits written so far
+    word = torch.zeros(batch, dtype=torch.int64, device=dc.device)  # the last, partial, 32-bit word
+    ff = torch.zeros(batch, dtype=torch.int64, device=dc.device)  # 0xFF bytes in the words completed
+    if chunk is None:
+        # No slicing and no loop over a size: under torch.compile(dynamic=True) nothing guards on the block count.
+        offset, word, ff = _count(diff, ac(0, n) if callable(ac) else ac, table_id, offset, word, ff,
+                                  stuffing=stuffing, last=True)
+    else:
+        get_ac = ac if callable(ac) else (lambda start, stop: ac[:, start:stop])
+        step = max(1, int(chunk))
+        starts = list(range(0, n, step)) or [0]
+        for start in starts:
+            stop = min(n, start + step)
+            offset, word, ff = _count(diff[:, start:stop], get_ac(start, stop), table_id[start:stop], offset, word,
+                                      ff, stuffing=stuffing, last=start == starts[-1])
+    if not stuffing:
+        return offset.to(torch.float32)
+    return (offset // 8 + ff) * 8.0
+
+
+def _count(diff: Tensor, ac: Tensor, table_id: Tensor, offset: Tensor, carry: Tensor, ff: Tensor, *,
+           stuffing: bool, last: bool) -> tuple[Tensor, Tensor, Tensor]:
+    """One piece of :func:`scan_bits`: the bits of blocks ``diff``/``ac`` written after ``offset`` bits whose last
+    partial word is ``carry``. Returns the new ``(offset, carry, ff)``; with ``last`` the final byte is padded and
+    ``offset`` includes the padding."""
+    t = _tables(diff.device)
+    n = diff.shape[1]
+    zero = torch.zeros((), dtype=torch.int64, device=diff.device)
     dc_cat = _bit_length(diff)
     dc_len = t["dc_len"][table_id, dc_cat] + dc_cat
     # Zero run before each non-zero AC coefficient: distance to the previous non-zero (or to the DC).
     nonzero = ac != 0
-    pos = torch.arange(1, 64, device=dc.device, dtype=torch.int32)
-    last = torch.cummax(torch.where(nonzero, pos, 0), dim=-1).values
-    prev = torch.nn.functional.pad(last[..., :-1], (1, 0))
+    pos = torch.arange(1, 64, device=diff.device, dtype=torch.int32)
+    last_nz = torch.cummax(torch.where(nonzero, pos, 0), dim=-1).values
+    prev = torch.nn.functional.pad(last_nz[..., :-1], (1, 0))
     run = (pos - prev - 1).to(torch.int64)
     size = _bit_length(ac)
     symbol = ((run & 15) << 4) + size + (table_id[:, None] << 8)
@@ -115,17 +148,17 @@ def scan_bits(
     sym_len = torch.where(nonzero, t["ac_len"].view(-1)[symbol] + size, zero)
     zrl_index = n_zrl + (table_id[:, None] << 2)
     zrl_len = t["zrl_len"].view(-1)[zrl_index]
-    has_eob = last[..., -1] < 63
+    has_eob = last_nz[..., -1] < 63
     eob_len = torch.where(has_eob, t["ac_len"][table_id, 0], zero)
     raw = dc_len.sum(1) + (sym_len + zrl_len).sum((1, 2)) + eob_len.sum(1)
     if not stuffing:
-        return raw.to(torch.float32)
+        return offset + raw, carry, ff
 
     def mag_bits(v: Tensor, cat: Tensor) -> Tensor:
         vi = v.to(torch.int64)
         return torch.where(vi < 0, vi + (1 << cat) - 1, vi)
 
-    batch = dc.shape[0]
+    batch = diff.shape[0]
     dc_val = (t["dc_code"][table_id, dc_cat] << dc_cat) | mag_bits(diff, dc_cat)
     sym_val = torch.where(nonzero, (t["ac_code"].view(-1)[symbol] << size) | mag_bits(ac, size), zero)
     zrl_val = t["zrl_val"].view(-1)[zrl_index]
@@ -137,28 +170,37 @@ def scan_bits(
     values = torch.cat(
         (dc_val[..., None], torch.stack((zrl_val, sym_val), -1).flatten(-2), eob_val[..., None]), -1
     ).flatten(1)
-    # The final byte is padded with 1-bits; treat the padding as one more token.
-    pad = (-raw) % 8
-    lengths = torch.cat((lengths, pad[:, None]), 1)
-    values = torch.cat((values, ((1 << pad) - 1)[:, None]), 1)
-    offsets = torch.cumsum(lengths, 1) - lengths
+    end = offset + raw
+    if last:
+        # The final byte is padded with 1-bits; treat the padding as one more token.
+        pad = (-end) % 8
+        lengths = torch.cat((lengths, pad[:, None]), 1)
+        values = torch.cat((values, ((1 << pad) - 1)[:, None]), 1)
+        end = end + pad
+    base = offset >> 5  # the word this piece starts in, which the carried partial word already fills in part
+    offsets = (offset - (base << 5))[:, None] + torch.cumsum(lengths, 1) - lengths
     # Each token is at most 33 bits, so it touches at most two 32-bit words of the packed scan.
     max_bits_per_block = 22 + 3 * 16 + 63 * 26 + 16
-    words_per_sample = (n * max_bits_per_block + 8) // 32 + 2
+    words = (n * max_bits_per_block + 8 + 32) // 32 + 2
     word = offsets >> 5
     shift = offsets & 31
     placed = values << (64 - shift - lengths).clamp(max=63)  # empty tokens carry value 0
     hi = (placed >> 32) & 0xFFFFFFFF
     lo = placed & 0xFFFFFFFF
-    base = (torch.arange(batch, device=dc.device) * words_per_sample)[:, None]
-    packed = torch.zeros(batch * words_per_sample, dtype=torch.int64, device=dc.device)
-    index = torch.cat(((base + word).flatten(), (base + word + 1).flatten()))
+    rows = (torch.arange(batch, device=diff.device) * words)[:, None]
+    packed = torch.zeros(batch * words, dtype=torch.int64, device=diff.device)
+    index = torch.cat(((rows + word).flatten(), (rows + word + 1).flatten()))
     packed.scatter_add_(0, index, torch.cat((hi.flatten(), lo.flatten())))
-    packed = packed.view(batch, words_per_sample)
-    shifts = 24 - 8 * torch.arange(4, device=dc.device)
-    ff = (((packed[..., None] >> shifts) & 0xFF) == 0xFF).sum((1, 2))
-    scan_bytes = (raw + pad) // 8 + ff
-    return (scan_bytes * 8).to(torch.float32)
+    packed = packed.view(batch, words)
+    packed[:, 0] += carry
+    # Words wholly written are counted now; the partial last one is carried into the next piece.
+    tail = ((end >> 5) - base)[:, None]
+    whole = torch.arange(words, device=diff.device)[None] < (tail + 1 if last else tail)
+    shifts = 24 - 8 * torch.arange(4, device=diff.device)
+    is_ff = ((packed[..., None] >> shifts) & 0xFF) == 0xFF
+    ff = ff + (is_ff & whole[..., None]).sum((1, 2))
+    carry = packed.gather(1, tail.clamp(max=words - 1))[:, 0]
+    return end, carry, ff
 
 
 def jfif_header_bits(channels: int) -> int:

@@ -37,6 +37,10 @@ __all__ = [
     "jpeg_roundtrip",
     "jpeg_roundtrip_any_size",
     "jpeg_stream_rate",
+    "CHUNK_PIXELS",
+    "jpeg_bands",
+    "jpeg_stream_banded",
+    "jpeg_decode_banded",
     "jpeg_stream",
     "jpeg_stream_bits",
     "jpeg_quantize_stream",
@@ -296,15 +300,16 @@ def stream_tables(tables: Tensor, layout: JPEGLayout) -> Tensor:
     return zz.index_select(1, st.table_id[: st.per_mcu])[:, None]
 
 
-def jpeg_stream_bits(stream: Tensor, layout: JPEGLayout, *, stuffing: bool = True) -> Tensor:
-    """Exact scan bits of quantized stream blocks (see :func:`augcomp.functional.entropy.scan_bits`).
+def jpeg_stream_bits(stream: Tensor, layout: JPEGLayout, *, stuffing: bool = True, chunk: int | None = None) -> Tensor:
+    """Exact scan bits of quantized stream blocks (see :func:`augcomp.functional.entropy.scan_bits`; ``chunk``
+    blocks are counted at a time).
 
     Shape:
         - stream: ``(B, N, 64)`` from :func:`jpeg_stream`, quantized; returns ``(B,)`` float32.
     """
     st = _stream(layout, stream.device)
     dc = stream[..., 0].index_select(1, st.dc_source)
-    return scan_bits(dc, stream[..., 1:], st.table_id, st.predecessor, stuffing=stuffing)
+    return scan_bits(dc, stream[..., 1:], st.table_id, st.predecessor, stuffing=stuffing, chunk=chunk)
 
 
 def jpeg_quantize_stream(stream: Tensor, tables: Tensor, layout: JPEGLayout) -> Tensor:
@@ -352,16 +357,84 @@ def jpeg_roundtrip_any_size(samples: Tensor, tables: Tensor, subsampling: str = 
     return jpeg_roundtrip(samples, tables, jpeg_layout_of(samples, subsampling))
 
 
-def jpeg_stream_rate(stream: Tensor, quality: Tensor, layout: JPEGLayout, *, stuffing: bool = False) -> Tensor:
+def jpeg_stream_rate(stream: Tensor, quality: Tensor, layout: JPEGLayout, *, stuffing: bool = False,
+                     chunk: int | None = None) -> Tensor:
     """Scan bits (raw, or exact with ``stuffing``) of an unquantized stream at per-sample qualities: one rate-search
     step.
+
+    With ``chunk``, about that many blocks (whole MCUs) are quantized and counted at a time, so a large image is
+    never held quantized whole; the bits are the same.
 
     Shape:
         - stream: ``(B, N, 64)`` from :func:`jpeg_stream`; quality ``(B,)``; returns ``(B,)`` float32.
     """
     from augcomp.functional.quant import quant_tables
 
-    return jpeg_stream_bits(jpeg_quantize_stream(stream, quant_tables(quality), layout), layout, stuffing=stuffing)
+    tables = quant_tables(quality)
+    if chunk is None:
+        return jpeg_stream_bits(jpeg_quantize_stream(stream, tables, layout), layout, stuffing=stuffing)
+    st = _stream(layout, stream.device)
+    batch, per = stream.shape[0], st.per_mcu
+    zz = stream_tables(tables, layout).to(stream.dtype)  # (B, 1, K, 64)
+
+    def quantized(start: int, stop: int) -> Tensor:  # blocks start:stop, whole MCUs
+        return quantize_islow(stream[:, start:stop].reshape(batch, -1, per, 64), zz).reshape(batch, stop - start, 64)
+
+    dc = quantize_islow(stream[..., 0].reshape(batch, -1, per), zz[..., 0]).reshape(batch, -1)
+    return scan_bits(dc.index_select(1, st.dc_source), lambda start, stop: quantized(start, stop)[..., 1:],
+                     st.table_id, st.predecessor, stuffing=stuffing, chunk=max(1, chunk // per) * per)
+
+
+CHUNK_PIXELS = 1 << 20  # pixels (over all samples) that one band of a large batch holds on the tensor path
+
+
+def jpeg_bands(samples: Tensor, subsampling: str = "420", chunk_pixels: int | None = None) -> list[tuple[int, int]]:
+    """Row ranges ``[r0, r1)`` that cut a batch into bands of whole MCU rows of about ``chunk_pixels`` pixels
+    (default :data:`CHUNK_PIXELS`); one band for a batch under it. Computed from the shape only.
+
+    JPEG codes MCU rows independently except for DC prediction and the bit packing, which
+    :func:`jpeg_stream_rate` carries across pieces, so streams of the bands, concatenated, are the stream of the
+    whole image (:func:`jpeg_stream_banded`).
+    """
+    batch, channels, height, width = samples.shape
+    budget = CHUNK_PIXELS if chunk_pixels is None else chunk_pixels
+    mcu = 16 if channels == 3 and subsampling == "420" else 8
+    if batch * height * width <= budget:
+        return [(0, height)]
+    rows = max(1, budget // max(1, batch * width * mcu)) * mcu
+    return [(r0, min(height, r0 + rows)) for r0 in range(0, height, rows)]
+
+
+def jpeg_stream_banded(samples: Tensor, subsampling: str, stream_fn: Callable[[Tensor, str], Tensor],
+                       bands: list[tuple[int, int]]) -> Tensor:
+    """``stream_fn(samples, subsampling)`` (a ``(B, N, 64)`` stream) computed band by band and concatenated: the
+    same stream, with the analysis of only one band in memory at a time."""
+    if len(bands) == 1:
+        return stream_fn(samples, subsampling)
+    return torch.cat([stream_fn(samples[:, :, r0:r1], subsampling) for r0, r1 in bands], dim=1)
+
+
+def jpeg_decode_banded(samples: Tensor, tables: Tensor, subsampling: str, roundtrip_fn: Callable,
+                       bands: list[tuple[int, int]]) -> Tensor:
+    """The decoded image of :func:`jpeg_roundtrip_any_size` (``roundtrip_fn``), band by band.
+
+    Each band is coded with one MCU row of context above and below (fancy upsampling reads the chroma rows on both
+    sides), and only its own rows are kept, so the pixels are those of the whole image.
+
+    Shape:
+        - samples: ``(B, C, H, W)`` integer-valued in [0, 255]; tables ``(B, 2, 8, 8)``; returns ``(B, C, H, W)``
+          float32.
+    """
+    if len(bands) == 1:
+        return roundtrip_fn(samples, tables, subsampling)[0]
+    height = samples.shape[2]
+    mcu = 16 if samples.shape[1] == 3 and subsampling == "420" else 8
+    out = torch.empty(samples.shape, dtype=torch.float32, device=samples.device)
+    for r0, r1 in bands:
+        h0, h1 = max(0, r0 - mcu), min(height, r1 + mcu)
+        image = roundtrip_fn(samples[:, :, h0:h1], tables, subsampling)[0]
+        out[:, :, r0:r1] = image[:, :, r0 - h0 : r1 - h0]
+    return out
 
 
 def _downsample_float(plane: Tensor) -> Tensor:
