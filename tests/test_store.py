@@ -38,9 +38,10 @@ def ade(tmp_path_factory) -> Path:
     return ade20k_folder(tmp_path_factory.mktemp("ade"), train=1, val=6, size=96, seed=1)
 
 
-def _precompute(ade: Path, store: Path | str, *extra: str, codecs: str = "jpeg,webp") -> subprocess.CompletedProcess:
+def _precompute(ade: Path, store: Path | str, *extra: str, codecs: str = "jpeg,webp",
+                timeout: float = 300) -> subprocess.CompletedProcess:
     return _cli("precompute", "--task", "seg", "--data-root", str(ade), "--split", "validation", "--codecs", codecs,
-                "--bpp-grid", "0.3,1", "--image-size", "64", "--store", str(store), "--json", *extra)
+                "--bpp-grid", "0.3,1", "--image-size", "64", "--store", str(store), "--json", *extra, timeout=timeout)
 
 
 def test_lookup_reuses_entries_with_the_same_pixels_and_bits():
@@ -200,10 +201,10 @@ def test_recipe_sweeps_read_and_fill_the_store(ade, tmp_path):
     common = ("--data-root", str(ade), "--model", "resnet10t", "--image-size", "64", "--batch-size", "2",
               "--eval-batch-size", "3", "--head-channels", "16", "--codecs", "jpeg,webp", "--bpp-grid", "0.3,1",
               "--store", str(store))
-    run_recipe("seg", *common, "--clean-epochs", "1", "--epochs", "1", "--output-dir", str(tmp_path / "a"))
+    run_recipe("seg", *common, "--clean-epochs", "1", "--epochs", "0", "--output-dir", str(tmp_path / "a"))
     first = json.loads((tmp_path / "a" / "results.json").read_text())
     assert first["codec_work"]["sweep_encoded"] == 24 and first["codec_work"]["sweep_reused"] == 24
-    run_recipe("seg", *common, "--checkpoint", str(tmp_path / "a" / "clean_model.pt"), "--epochs", "1",
+    run_recipe("seg", *common, "--checkpoint", str(tmp_path / "a" / "clean_model.pt"), "--epochs", "0",
                "--output-dir", str(tmp_path / "b"))
     second = json.loads((tmp_path / "b" / "results.json").read_text())
     assert second["codec_work"]["sweep_encoded"] == 0 and second["codec_work"]["sweep_reused"] == 48
