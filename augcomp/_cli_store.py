@@ -97,11 +97,11 @@ def cmd_store(args: argparse.Namespace) -> int:
 
 def add_store_commands(sub: Any) -> None:
     """Adds ``precompute`` and ``store`` to the ``augcomp`` command's subparsers."""
-    from augcomp.experiment.precompute import TASKS
+    # Only the store (no pyarrow at import) is imported here: the command line must build on a core install.
     from augcomp.store import ENGINES
 
     p = sub.add_parser("precompute", help="fill a store of coded files with every entry of a sweep")
-    p.add_argument("--task", required=True, choices=TASKS, help="whose preprocessing and dataset layout")
+    p.add_argument("--task", required=True, help="cls, det or seg: whose preprocessing and dataset layout")
     p.add_argument("--data-root", default=None, help="the dataset (default: the recipe's synthetic scenes)")
     p.add_argument("--split", default="val", help="the split's name (default val; ADE20K: validation)")
     p.add_argument("--codecs", required=True, type=_names, help="comma-separated codec names")

@@ -106,6 +106,7 @@ def acceptance(work: Path) -> dict:
     part = store.locations(key)[0]
     entry = store.read([key])[key]
     raw = bytearray(Path(part).read_bytes())
+    assert raw.count(entry.data) == 1, "the coded file should be stored once in its part"
     at = raw.find(entry.data) + len(entry.data) // 2
     raw[at] ^= 0x01
     Path(part).write_bytes(bytes(raw))
@@ -147,6 +148,42 @@ def encode_cost(quick: bool) -> dict:
             for i in range(n):  # one image at a time, as a store's engines code them
                 compress(x[i:i + 1], name, bpp=targets[i:i + 1], files=True)
             rows[name][size] = (time.perf_counter() - t0) / n
+    return rows
+
+
+def serial_compress() -> dict:
+    """Seconds of CompressAI's ``compress()`` against augcomp's parallel forward for one 256 x 256 image, for the
+    codecs whose store entries keep pixels (``file_kind == "pixels"``). Speed does not depend on the weights, so
+    seeded random weights stand in where the zoo's are not on disk."""
+    import torch
+
+    from augcomp import codecs
+    from augcomp.availability import codec_available
+
+    torch.set_num_threads(1)
+    x = torch.rand(1, 3, 256, 256, generator=torch.Generator().manual_seed(0))  # a multiple of 64: no padding
+    rows = {}
+    for name in codecs.list():
+        entry = codecs.entry(name)
+        if entry.file_kind != "pixels" or entry.missing():
+            continue
+        pretrained = codec_available(name)[0]
+        codec = codecs.get(name, pretrained=pretrained)
+        level = torch.tensor([entry.level_range[0]])
+        codec(x, level)  # warm-up
+        t0 = time.perf_counter()
+        codec(x, level)
+        forward = time.perf_counter() - t0
+        model = codec.model(1)
+        kwargs = {"inputscale": torch.tensor([0.5])} if entry.level_name == "gain" else {}
+        t0 = time.perf_counter()
+        with torch.no_grad():
+            coded = model.compress(x, **kwargs)
+        compress_s = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        with torch.no_grad():
+            model.decompress(coded["strings"], coded["shape"], **kwargs)
+        rows[name] = {"forward_s": forward, "compress_s": compress_s, "decompress_s": time.perf_counter() - t0}
     return rows
 
 
@@ -195,6 +232,14 @@ def markdown(result: dict) -> str:
         for name, d in ps["datasets"].items():
             lines.append(f"| {name} | {d['images']:,} | {d['side']} | {d['cpu_hours_per_sweep']:.0f} | "
                          f"{d['cpu_hours_run_without_store']:.0f} | {d['cpu_hours_once_with_store']:.0f} |")
+    if result.get("serial"):
+        lines += ["", "## Serial compress() of the autoregressive models (256², 1 thread)", "",
+                  "| codec | parallel forward (s) | compress() (s) | decompress() (s) | both / forward |",
+                  "|---|---:|---:|---:|---:|"]
+        for name, r in result["serial"].items():
+            both = r["compress_s"] + r["decompress_s"]
+            lines.append(f"| {name} | {r['forward_s']:.3f} | {r['compress_s']:.2f} | {r['decompress_s']:.2f} | "
+                         f"{both / r['forward_s']:.1f}x |")
     if "acceptance" in result:
         lines += ["", "## Acceptance", "", "```json", json.dumps(result["acceptance"], indent=1), "```"]
     return "\n".join(lines) + "\n"
@@ -215,6 +260,7 @@ def main(argv: list[str] | None = None) -> int:
             result["cost"] = encode_cost(args.quick)
             result["speedup"] = pool_speedup(work, args.quick)
             result["paper"] = paper_scale(result["cost"])
+            result["serial"] = serial_compress()
         if args.acceptance or both:
             result["acceptance"] = acceptance(work)
     out = Path(args.out)

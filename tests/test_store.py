@@ -142,6 +142,7 @@ def test_precompute_verify_flip_repair(ade, tmp_path):
     entry = handle.read([key])[key]
     part = Path(handle.locations(key)[0])
     raw = bytearray(part.read_bytes())
+    assert raw.count(entry.data) == 1  # the file holds each coded file once (no copy in column statistics)
     at = raw.find(entry.data) + len(entry.data) // 2
     raw[at] ^= 0x10
     part.write_bytes(bytes(raw))

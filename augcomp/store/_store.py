@@ -196,11 +196,13 @@ class Store:
         name = f"part-{time.time_ns():020d}-{uuid.uuid4().hex[:12]}.parquet"
         final = f"{self.parts_dir}/{name}"
         tmp = f"{self.parts_dir}/.tmp-{name}"
-        # Coded bytes do not compress; the repeated strings do, by dictionary and zstd.
+        # Coded bytes do not compress; the repeated strings do, by dictionary and zstd. No min/max statistics for the
+        # bytes: they would copy two whole files into every row group's metadata.
         compression = {c: "zstd" for c in schema().names}
         compression["data"] = "none"
         with self.fs.open(tmp, "wb") as f:
-            pq.write_table(table, f, compression=compression, use_dictionary=_STRING_COLUMNS)
+            pq.write_table(table, f, compression=compression, use_dictionary=_STRING_COLUMNS,
+                           write_statistics=[c for c in schema().names if c != "data"])
         self.fs.mv(tmp, final)
         self._add_rows(final, [{k: r[k] for k in INDEX_COLUMNS} for r in rows])
         self._seen.add(final)
