@@ -87,6 +87,15 @@ class _HelpFormatter(argparse.HelpFormatter):
                              break_on_hyphens=False)
 
 
+class _Parser(argparse.ArgumentParser):
+    """Reports a mistake in the command as one line, ``error: <what> (see --help)``, like every other expected
+    failure of a recipe, instead of the usage block and the message: raised as ``SystemExit`` with that line, which
+    :func:`~augcomp.experiment.recipe.recipe_entry_point` prints once (Python prints it otherwise; exit status 1)."""
+
+    def error(self, message: str):  # type: ignore[override]
+        raise SystemExit(f"error: {' '.join(message.split())} (see --help)")
+
+
 # Options whose text needs parsing beyond a plain type.
 _PARSERS = {"bpp_grid": parse_grid, "train_bpp": parse_bpp_range}
 _GROUPS = {"data": "data", "model": "clean model", "finetune": "finetuning on compressed images", "sweep": "sweep",
@@ -100,7 +109,7 @@ def make_parser(task: Any, description: str) -> argparse.ArgumentParser:
     Settings options default to ``None`` (not given); :func:`parse_args` fills them from the preset that fits the
     run, and their help shows those values.
     """
-    p = argparse.ArgumentParser(
+    p = _Parser(
         description=description,
         formatter_class=_HelpFormatter,
         epilog="Where two defaults are shown, the first is used on synthetic scenes (no --data-root) and the second "
@@ -131,6 +140,10 @@ def make_parser(task: Any, description: str) -> argparse.ArgumentParser:
     r.add_argument("--overwrite", action="store_true",
                    help="start a new run in an --output-dir that holds an earlier one, moving the earlier run's "
                         "files into a previous-<time> folder inside it (without this, such a run is refused)")
+    r.add_argument("--skip-bad-files", action="store_true",
+                   help="leave out samples whose file is unreadable, truncated or not an image, or whose mask differs "
+                        "in size from its image (found by a header scan before the run; results.json lists them); "
+                        "without this, such a file stops the run naming it")
     r.add_argument("--stop-after", type=_stop_after, default=None,
                    help="stop after a phase (clean, sweep_before, finetune, sweep_after) or 'clean:N'/'finetune:N'")
     r.add_argument("--mixed-precision", choices=("no", "fp16", "bf16"), default=None,
