@@ -5,8 +5,9 @@ misaligned evaluation).
 Two checks, so that no dataset is decoded up front:
 
 - the header scan (:func:`scan`, run when a run builds its data): each file's header (``Image.open`` reads only that,
-  and ``.size`` is free) and, for JPEG and PNG, its last bytes (a truncated file lacks the end marker). It finds
-  unreadable, empty and non-image files, truncated JPEG and PNG files, and masks whose size differs from their image;
+  and ``.size`` is free) and, for JPEG and PNG, its last bytes: a file without the end marker is decoded to tell a
+  truncated file from one with data appended. It finds unreadable, empty and non-image files, truncated JPEG and PNG
+  files, and masks whose size differs from their image;
 - the load check (:func:`load_image`, :func:`load_mask`, in ``__getitem__``): a decode failure or a size mismatch
   becomes a :class:`BadFileError` naming the file, for what only decoding shows.
 """
@@ -74,7 +75,13 @@ def header_fault(path: str | os.PathLike) -> tuple[tuple[int, int] | None, str |
             f.seek(max(0, size - window))
             tail = f.read()
         if end not in tail:
-            return None, f"truncated {fmt} file (no end marker; {size} bytes)"
+            # Most likely cut short; but some writers append data after the end, so only decoding this one file
+            # tells (a whole image decodes).
+            try:
+                with Image.open(path) as img:
+                    img.load()
+            except _DECODE_ERRORS as e:
+                return None, f"truncated {fmt} file: no end marker and it cannot be decoded ({_reason(e)})"
     return dims, None
 
 
