@@ -124,7 +124,9 @@ def test_a_run_writes_only_files_of_the_table_prints_its_plan_first_and_its_tabl
 
 
 def test_parser_mistakes_are_one_line(tmp_path):
-    error = one_line_error(recipe("seg", "--tiny", "--bpp-grid", "0,x", check=False))
+    proc = recipe("seg", "--tiny", "--bpp-grid", "0,x", check=False)
+    assert proc.returncode == 2  # as argparse's
+    error = one_line_error(proc)
     assert error == "error: argument --bpp-grid: expected comma-separated numbers, got '0,x' (see --help)"
 
 

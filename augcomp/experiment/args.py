@@ -16,7 +16,7 @@ from typing import Any
 from augcomp.experiment.io import PHASES
 from augcomp.tasks.settings import TINY
 
-__all__ = ["make_parser", "parse_args", "parse_bpp_range", "parse_grid", "TINY"]
+__all__ = ["TINY", "UsageError", "make_parser", "parse_args", "parse_bpp_range", "parse_grid"]
 
 def parse_grid(text: str) -> list[float]:
     """``"0.1,0.2,0.5"`` -> ``[0.1, 0.2, 0.5]`` (positive, sorted, unique)."""
@@ -87,13 +87,20 @@ class _HelpFormatter(argparse.HelpFormatter):
                              break_on_hyphens=False)
 
 
+class UsageError(SystemExit):
+    """A mistake in the command line; its ``code`` is the one line to print, ``error: <what> (see --help)``.
+
+    :func:`~augcomp.experiment.recipe.recipe_entry_point` prints it once and exits with status 2, as argparse does;
+    left uncaught, Python prints it and exits with status 1.
+    """
+
+
 class _Parser(argparse.ArgumentParser):
-    """Reports a mistake in the command as one line, ``error: <what> (see --help)``, like every other expected
-    failure of a recipe, instead of the usage block and the message: raised as ``SystemExit`` with that line, which
-    :func:`~augcomp.experiment.recipe.recipe_entry_point` prints once (Python prints it otherwise; exit status 1)."""
+    """Reports a mistake in the command as one line, like every other expected failure of a recipe, instead of the
+    usage block and the message."""
 
     def error(self, message: str):  # type: ignore[override]
-        raise SystemExit(f"error: {' '.join(message.split())} (see --help)")
+        raise UsageError(f"error: {' '.join(message.split())} (see --help)")
 
 
 # Options whose text needs parsing beyond a plain type.

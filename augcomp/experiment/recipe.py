@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from augcomp.experiment.args import UsageError
 from augcomp.experiment.codecs import resolve_codecs
 from augcomp.experiment.errors import RecipeError, bad_file_message, one_line
 from augcomp.experiment.outdir import claim_output_dir
@@ -214,7 +215,8 @@ def run_recipe(task: Task, description: str, argv: list[str] | None = None) -> d
 def recipe_entry_point(task: Task, description: str, argv: list[str] | None = None) -> None:
     """``run_recipe`` for ``if __name__ == "__main__"``: expected failures (mistakes in the command, a missing
     dataset or a bad file in it, a full or read-only disk, offline without weights) end with a one-line
-    ``error: ...`` and exit status 1, Ctrl-C with a hint to resume and status 130; anything else keeps its traceback.
+    ``error: ...`` and exit status 1 (2 for a mistake in the command line, as argparse's), Ctrl-C with a hint to
+    resume and status 130; anything else keeps its traceback.
 
     The line is printed once, by the main process, also under ``accelerate launch`` (see :func:`_fail`).
     """
@@ -225,11 +227,8 @@ def recipe_entry_point(task: Task, description: str, argv: list[str] | None = No
         if _rank() == 0:
             print(INTERRUPTED, file=sys.stderr, flush=True)
         sys.exit(130)
-    except SystemExit as e:
-        # The parser's one-line errors (see augcomp.experiment.args); help and plain exits pass.
-        if isinstance(e.code, str) and e.code.startswith("error: "):
-            _fail(e.code)
-        raise
+    except UsageError as e:
+        _fail(str(e.code), status=2)
     except Exception as e:
         message = one_line(e)
         if message is None:
