@@ -54,7 +54,7 @@ def one_line(exc: BaseException) -> str | None:
         return str(exc)
     if isinstance(exc, BadFileError):
         # The header scan passed this file; only decoding it showed the fault, so --skip-bad-files cannot help.
-        return f"{bad_file_message(exc)}; remove or replace the file, then rerun ({RESUME_HINT.removeprefix('then ')})"
+        return f"{bad_file_message(exc)}; remove or replace the file and run again"
     if isinstance(exc, OSError) and exc.errno in DISK_ERRNOS:
         where = f" {exc.filename}" if exc.filename else ""
         return (f"cannot write{where}: {exc.strerror or exc}. Free some space or make the folder writable (or choose "
