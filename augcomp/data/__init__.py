@@ -17,6 +17,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset, Subset
 
+from augcomp.data._checks import BadFileError, scan
 from augcomp.data.ade20k import ADE20K, IGNORE_INDEX
 from augcomp.data.coco import CocoDetection
 from augcomp.data.imagefolder import ImageFolderClassification
@@ -24,6 +25,7 @@ from augcomp.data.synthetic import CATEGORIES, PRESETS, Scene, SceneConfig, Synt
 
 __all__ = [
     "ADE20K",
+    "BadFileError",
     "CATEGORIES",
     "CocoDetection",
     "IGNORE_INDEX",
@@ -32,6 +34,7 @@ __all__ = [
     "Scene",
     "SceneConfig",
     "SyntheticScenes",
+    "check_files",
     "collate",
     "make_scene",
     "subset",
@@ -77,3 +80,40 @@ def subset(dataset: Dataset, size: int | None, seed: int = 0) -> Dataset:
     g = torch.Generator().manual_seed(seed)
     idx = torch.randperm(n, generator=g)[:size].sort().values.tolist()
     return Subset(dataset, idx)
+
+
+def check_files(dataset: Dataset, skip: bool = False) -> tuple[Dataset, list[dict[str, str]]]:
+    """The header scan of every file ``dataset`` reads (see :mod:`augcomp.data._checks`), before any is used.
+
+    Datasets without a ``check_sample(index)`` method (the synthetic scenes) pass unchanged. A :class:`Subset` is
+    scanned over its own samples only.
+
+    Args:
+        dataset: an adapter of :mod:`augcomp.data`, or a ``Subset`` of one.
+        skip: leave the samples with a bad file out instead of failing.
+
+    Returns:
+        ``(dataset, bad)``: the dataset (without the bad samples when ``skip``) and ``{"path", "fault"}`` of each
+        bad file.
+
+    Raises:
+        BadFileError: a file is bad and ``skip`` is false (the message names the first one and counts the others),
+            or every sample is bad.
+    """
+    base, indices = dataset, list(range(len(dataset)))  # type: ignore[arg-type]
+    if isinstance(dataset, Subset):
+        base, indices = dataset.dataset, list(dataset.indices)
+    check = getattr(base, "check_sample", None)
+    if check is None:
+        return dataset, []
+    found = scan(check, indices)
+    if not found:
+        return dataset, []
+    bad = [{"path": path, "fault": fault} for _, path, fault in found]
+    if not skip or len(found) == len(indices):
+        more = f" ({len(found) - 1} more bad file(s) in this split)" if len(found) > 1 else ""
+        if skip:
+            more = " (every file of this split is bad)"
+        raise BadFileError(path=found[0][1], fault=found[0][2] + more)
+    dropped = {i for i, _, _ in found}
+    return Subset(base, [i for i in indices if i not in dropped]), bad

@@ -10,10 +10,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image
 from torch.utils.data import Dataset
 from torchvision import tv_tensors
 from torchvision.transforms import v2
+
+from augcomp.data._checks import load_image, load_mask, pair_fault
 
 __all__ = ["ADE20K", "IGNORE_INDEX", "segmentation_transform"]
 
@@ -77,12 +78,17 @@ class ADE20K(Dataset):
     def __len__(self) -> int:
         return len(self.items)
 
+    def check_sample(self, index: int) -> tuple[str, str] | None:
+        """The header check of sample ``index`` (image and mask readable and whole, sizes equal): ``(path,
+        fault)`` or None."""
+        return pair_fault(*self.items[index])
+
     def __getitem__(self, index: int) -> dict:
         img_path, mask_path = self.items[index]
-        with Image.open(img_path) as img:
-            image = tv_tensors.Image(torch.from_numpy(np.asarray(img.convert("RGB")).copy()).permute(2, 0, 1))
-        with Image.open(mask_path) as m:
-            raw = np.asarray(m, dtype=np.int64)
+        img = load_image(img_path)
+        image = tv_tensors.Image(torch.from_numpy(np.asarray(img).copy()).permute(2, 0, 1))
+        # A mask of another size would be resized and cropped apart from its image: a wrong evaluation, not an error.
+        raw = load_mask(mask_path, img.size, img_path)
         # 0 ("other") becomes the ignore index; classes 1..150 become 0..149.
         mask = np.where(raw == 0, IGNORE_INDEX, raw - 1).astype(np.uint8)
         image, mask_t = self.transform(image, tv_tensors.Mask(torch.from_numpy(mask)))

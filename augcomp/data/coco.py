@@ -12,10 +12,11 @@ from collections import defaultdict
 from pathlib import Path
 
 import torch
-from PIL import Image
 from torch.utils.data import Dataset
 from torchvision import tv_tensors
 from torchvision.transforms import v2
+
+from augcomp.data._checks import BadFileError, header_fault, load_image
 
 __all__ = ["CocoDetection", "detection_transform"]
 
@@ -54,6 +55,14 @@ class _ShrinkTo(v2.Transform):
         scale = self.max_size / max(h, w)
         size = [max(1, round(h * scale)), max(1, round(w * scale))]
         return v2.Resize(size, antialias=True)(flat)
+
+
+def _size_fault(info: dict, size: tuple[int, int] | None) -> str | None:
+    # Boxes are in the pixels of the size the annotations give; an image of another size would misplace them.
+    given = (info.get("width"), info.get("height"))
+    if size is None or None in given or tuple(int(v) for v in given) == tuple(size):
+        return None
+    return f"image is {size[0]}x{size[1]} but its annotations give {given[0]}x{given[1]} (width x height)"
 
 
 class CocoDetection(Dataset):
@@ -109,10 +118,22 @@ class CocoDetection(Dataset):
     def __len__(self) -> int:
         return len(self.images)
 
+    def check_sample(self, index: int) -> tuple[str, str] | None:
+        """The header check of sample ``index`` (readable, whole, and of the size its annotations give):
+        ``(path, fault)`` or None."""
+        info = self.images[index][0]
+        path = self.images_dir / info["file_name"]
+        size, fault = header_fault(path)
+        fault = fault or _size_fault(info, size)
+        return None if fault is None else (str(path), fault)
+
     def __getitem__(self, index: int) -> dict:
         info, anns = self.images[index]
-        with Image.open(self.images_dir / info["file_name"]) as img:
-            image = img.convert("RGB")
+        path = self.images_dir / info["file_name"]
+        image = load_image(path)
+        fault = _size_fault(info, image.size)
+        if fault is not None:
+            raise BadFileError(path=path, fault=fault)
         w, h = image.size
         boxes, labels, crowd = [], [], []
         for a in anns:

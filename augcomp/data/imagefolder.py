@@ -6,10 +6,11 @@ import os
 from pathlib import Path
 
 import torch
-from PIL import Image
 from torch.utils.data import Dataset
 from torchvision.datasets.folder import IMG_EXTENSIONS, find_classes, make_dataset
 from torchvision.transforms import v2
+
+from augcomp.data._checks import header_fault, load_image
 
 __all__ = ["ImageFolderClassification", "classification_transform"]
 
@@ -61,9 +62,14 @@ class ImageFolderClassification(Dataset):
     def __len__(self) -> int:
         return len(self.samples)
 
+    def check_sample(self, index: int) -> tuple[str, str] | None:
+        """The header check of sample ``index`` (readable and whole): ``(path, fault)`` or None."""
+        path = self.samples[index][0]
+        fault = header_fault(path)[1]
+        return None if fault is None else (str(path), fault)
+
     def __getitem__(self, index: int) -> dict:
         path, label = self.samples[index]
-        with Image.open(path) as img:
-            image = img.convert("RGB")
+        image = load_image(path)
         out: torch.Tensor = self.transform(image)
         return {"image": out, "label": int(label)}

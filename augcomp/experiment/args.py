@@ -16,7 +16,7 @@ from typing import Any
 from augcomp.experiment.io import PHASES
 from augcomp.tasks.settings import TINY
 
-__all__ = ["make_parser", "parse_args", "parse_bpp_range", "parse_grid", "TINY"]
+__all__ = ["TINY", "UsageError", "make_parser", "parse_args", "parse_bpp_range", "parse_grid"]
 
 def parse_grid(text: str) -> list[float]:
     """``"0.1,0.2,0.5"`` -> ``[0.1, 0.2, 0.5]`` (positive, sorted, unique)."""
@@ -87,6 +87,22 @@ class _HelpFormatter(argparse.HelpFormatter):
                              break_on_hyphens=False)
 
 
+class UsageError(SystemExit):
+    """A mistake in the command line; its ``code`` is the one line to print, ``error: <what> (see --help)``.
+
+    :func:`~augcomp.experiment.recipe.recipe_entry_point` prints it once and exits with status 2, as argparse does;
+    left uncaught, Python prints it and exits with status 1.
+    """
+
+
+class _Parser(argparse.ArgumentParser):
+    """Reports a mistake in the command as one line, like every other expected failure of a recipe, instead of the
+    usage block and the message."""
+
+    def error(self, message: str):  # type: ignore[override]
+        raise UsageError(f"error: {' '.join(message.split())} (see --help)")
+
+
 # Options whose text needs parsing beyond a plain type.
 _PARSERS = {"bpp_grid": parse_grid, "train_bpp": parse_bpp_range}
 _GROUPS = {"data": "data", "model": "clean model", "finetune": "finetuning on compressed images", "sweep": "sweep",
@@ -100,7 +116,7 @@ def make_parser(task: Any, description: str) -> argparse.ArgumentParser:
     Settings options default to ``None`` (not given); :func:`parse_args` fills them from the preset that fits the
     run, and their help shows those values.
     """
-    p = argparse.ArgumentParser(
+    p = _Parser(
         description=description,
         formatter_class=_HelpFormatter,
         epilog="Where two defaults are shown, the first is used on synthetic scenes (no --data-root) and the second "
@@ -134,6 +150,10 @@ def make_parser(task: Any, description: str) -> argparse.ArgumentParser:
     r.add_argument("--overwrite", action="store_true",
                    help="start a new run in an --output-dir that holds an earlier one, moving the earlier run's "
                         "files into a previous-<time> folder inside it (without this, such a run is refused)")
+    r.add_argument("--skip-bad-files", action="store_true",
+                   help="leave out samples whose file is unreadable, truncated or not an image, or whose mask differs "
+                        "in size from its image (found by a header scan before the run; results.json lists them); "
+                        "without this, such a file stops the run naming it")
     r.add_argument("--stop-after", type=_stop_after, default=None,
                    help="stop after a phase (clean, sweep_before, finetune, sweep_after) or 'clean:N'/'finetune:N'")
     r.add_argument("--mixed-precision", choices=("no", "fp16", "bf16"), default=None,

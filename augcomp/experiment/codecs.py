@@ -63,12 +63,18 @@ def resolve_codecs(spec: str | list[str], option: str = "--codecs") -> tuple[lis
                 skipped[name] = reason
         return usable, skipped
     out: list[str] = []
+    known = codecs.list()
     for name in names:
+        if name not in known:
+            raise CodecUnavailableError(
+                f"{option}: unknown codec {name!r}; known codecs: {', '.join(known)}; '{option} available' uses "
+                "every codec usable here."
+            )
         ok, reason = codec_usable(name)
         if not ok:
             raise CodecUnavailableError(
-                f"codec {name!r} cannot be used: {reason}. Known codecs: {', '.join(codecs.list())}; "
-                f"'{option} available' uses every codec usable here."
+                f"codec {name!r} cannot be used: {' '.join(reason.split())}. '{option} available' uses every codec "
+                "usable here."
             )
         if name not in out:
             out.append(name)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import errno
 
-__all__ = ["OutputDirError", "RecipeError", "one_line"]
+__all__ = ["OutputDirError", "RecipeError", "bad_file_message", "one_line"]
 
 # Writing failed because of the disk or its permissions, not because of a bug.
 DISK_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.EFBIG}
@@ -31,17 +31,30 @@ def _first_line(text: str) -> str:
     return text.strip().splitlines()[0] if text.strip() else ""
 
 
+def bad_file_message(exc: BaseException) -> str:
+    """The ``"<path>: <fault>"`` of a :class:`~augcomp.data.BadFileError`, also when a DataLoader worker raised it
+    (the main process then gets the worker's traceback as the message; its last line is the original one)."""
+    lines = [line for line in str(exc).strip().splitlines() if line.strip()]
+    last = lines[-1].strip() if lines else type(exc).__name__
+    head = "BadFileError: "
+    return last.split(head, 1)[1] if head in last else last
+
+
 def one_line(exc: BaseException) -> str | None:
     """The one-line message for an expected failure, or None for anything else (a bug: keep its traceback).
 
     Args:
         exc: the exception that ended the run.
     """
+    from augcomp.data import BadFileError
     from augcomp.experiment.codecs import CodecUnavailableError
     from augcomp.tasks.base import CheckpointError, PretrainedUnavailableError
 
     if isinstance(exc, (RecipeError, CodecUnavailableError, PretrainedUnavailableError, CheckpointError)):
         return str(exc)
+    if isinstance(exc, BadFileError):
+        # The header scan passed this file; only decoding it showed the fault, so --skip-bad-files cannot help.
+        return f"{bad_file_message(exc)}; remove or replace the file and run again"
     if isinstance(exc, OSError) and exc.errno in DISK_ERRNOS:
         where = f" {exc.filename}" if exc.filename else ""
         return (f"cannot write{where}: {exc.strerror or exc}. Free some space or make the folder writable (or choose "

@@ -9,8 +9,8 @@ from typing import Any
 
 import torch
 from torch import Tensor, nn
-from tqdm.auto import tqdm
 
+from augcomp.experiment.progress import progress
 from augcomp.tasks.base import DataBundle, Task, to_float
 
 __all__ = ["compress_images", "stored_images", "apply_compress", "train_epoch", "evaluate", "warmup_cosine"]
@@ -120,11 +120,6 @@ def apply_compress(aug: Callable[[Tensor], Tensor], images: Images) -> tuple[Ima
     return images, bpp, codec if reported else None
 
 
-def _no_bar(accelerator: Any) -> bool | None:
-    # Bars on the local main process only; None lets tqdm drop them when output is not a terminal (log files).
-    return True if not accelerator.is_local_main_process else None
-
-
 def warmup_cosine(total_steps: int, warmup: float) -> Callable[[int], float]:
     """Learning-rate factor: linear warm-up over ``warmup`` of the steps, then cosine decay to zero."""
     total = max(1, int(total_steps))
@@ -169,8 +164,7 @@ def train_epoch(
     names = list(getattr(aug, "codec_names", None) or [])
     # Samples left clean, then samples per codec: what the mix actually drew this epoch.
     drawn = torch.zeros(len(names) + 1, device=device)
-    bar = tqdm(loader, desc=desc, leave=False, dynamic_ncols=True, disable=_no_bar(accelerator))
-    for batch in bar:
+    for batch in progress(loader, desc, accelerator):
         images = batch["image"]
         if aug is not None:
             images, bpp, codec = apply_compress(aug, images)
@@ -233,8 +227,7 @@ def evaluate(
     model.eval()
     metric = task.metric(args, data) if accelerator.is_main_process else None
     bpp_total, n_images = 0.0, 0
-    bar = tqdm(loader, desc=desc, leave=False, dynamic_ncols=True, disable=_no_bar(accelerator))
-    for i, batch in enumerate(bar):
+    for i, batch in enumerate(progress(loader, desc, accelerator)):
         images = batch["image"]
         achieved = None
         if codec is not None:

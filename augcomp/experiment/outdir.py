@@ -14,13 +14,14 @@ from pathlib import Path
 
 from augcomp.experiment.errors import OutputDirError
 from augcomp.experiment.io import PHASES, ensure_within
+from augcomp.experiment.runfiles import run_file_names
 
 __all__ = ["LOCK_NAME", "RUN_FILES", "RunLock", "claim_output_dir", "earlier_run", "run_paths"]
 
 LOCK_NAME = ".augcomp.lock"
-# Everything a run writes into its folder (checkpoints of the training phases live under ckpt/).
-RUN_FILES = ("state.json", "ckpt", "clean_model.pt", "finetuned_model.pt", "results.json", "results.md",
-             "robustness.png", "logs")
+# Everything a run writes into its folder (checkpoints of the training phases live under ckpt/), from the one table
+# in augcomp.experiment.runfiles.
+RUN_FILES = run_file_names()
 
 
 def run_paths(out: Path) -> list[Path]:

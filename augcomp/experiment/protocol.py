@@ -22,6 +22,7 @@ from torch.utils.data import DataLoader
 from augcomp.experiment import rng
 from augcomp.experiment.errors import RecipeError
 from augcomp.experiment.io import (
+    PHASES,
     RunState,
     atomic_torch_save,
     atomic_write_json,
@@ -100,9 +101,13 @@ class Protocol:
             config = {k: v for k, v in vars(args).items() if isinstance(v, (int, float, str, bool))}
             acc.init_trackers(f"augcomp-{self.task.name}", config=config)
         try:
+            self._announce("clean")
             model = self._clean()
+            self._announce("sweep_before")
             self._sweep("sweep_before", model)
+            self._announce("finetune")
             model = self._finetune(model)
+            self._announce("sweep_after")
             self._sweep("sweep_after", model)
             results = self._report()
         except StopRequested as stop:
@@ -112,6 +117,16 @@ class Protocol:
             if args.log_with:
                 acc.end_training()
         return results
+
+    def _announce(self, phase: str) -> None:
+        # A line as each phase starts, so a log shows where the run is before the phase's first result.
+        what = {
+            "clean": "clean model",
+            "sweep_before": f"sweep before finetuning: {len(self._points())} points x {len(self.data.val)} images",
+            "finetune": f"finetuning: {self.args.epochs} epochs x {len(self.data.train)} images",
+            "sweep_after": f"sweep after finetuning: {len(self._points())} points x {len(self.data.val)} images",
+        }[phase]
+        self.acc.print(f"[{PHASES.index(phase) + 1}/{len(PHASES)}] {what}")
 
     def _config(self) -> dict[str, Any]:
         a = vars(self.args)
@@ -389,6 +404,8 @@ class Protocol:
                 "clean_share": args.clean_share,
                 # Images the finetuning mix drew over all epochs: left clean, and per codec.
                 "finetune_draws": state.phase("finetune").get("draws", {}),
+                # Files left out by --skip-bad-files: {"split", "path", "fault"} each.
+                "bad_files": self.data.bad_files,
                 "num_processes": self.acc.num_processes,
                 "codec_work": self._codec_work(),
                 "mixed_precision": str(self.acc.mixed_precision),

@@ -4,16 +4,23 @@ the plan or run the protocol; expected failures end as one line (``error: ...``)
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import math
+import os
+import signal
 import sys
+import textwrap
 import time
 from pathlib import Path
 from typing import Any
 
+from augcomp.experiment.args import UsageError
 from augcomp.experiment.codecs import resolve_codecs
-from augcomp.experiment.errors import RecipeError, one_line
+from augcomp.experiment.errors import RecipeError, bad_file_message, one_line
 from augcomp.experiment.outdir import claim_output_dir
 from augcomp.experiment.protocol import Protocol
+from augcomp.experiment.report import results_table
+from augcomp.experiment.runfiles import RUN_FILE_TABLE
 from augcomp.tasks.base import DataBundle, Task
 
 __all__ = ["main", "make_accelerator", "plan", "recipe_entry_point", "run_recipe"]
@@ -84,13 +91,22 @@ def plan(task: Task, data: DataBundle, args: argparse.Namespace, codecs: list[st
         f"codecs          {', '.join(codecs)}",
     ]
     for name, reason in skipped.items():
-        lines.append(f"  skipped       {name}: {reason.splitlines()[0][:140]}")
+        lines.append(wrapped(f"  skipped       {name}: ", reason, indent=16))
+    if data.bad_files:
+        lines.append(f"bad files       {len(data.bad_files)} left out (--skip-bad-files), listed in results.json")
+    outputs = ", ".join(f.name for f in RUN_FILE_TABLE)
     lines += [
         f"processes       {num_processes}, mixed precision {args.mixed_precision or 'accelerate default'}",
-        f"output          {args.output_dir} (results.json, results.md, robustness.png, matched_bpp.png, "
-        "state.json, ckpt/)",
+        wrapped(f"output          {args.output_dir} ", f"({outputs})", indent=16),
     ]
     return "\n".join(lines)
+
+
+def wrapped(head: str, text: str, indent: int = 4, width: int = 118) -> str:
+    """``head`` followed by the whole of ``text`` on one logical item, wrapped at spaces (never mid-word) to
+    ``width`` with continuation lines indented by ``indent``."""
+    return textwrap.fill(" ".join(text.split()), width, initial_indent=head, subsequent_indent=" " * indent,
+                         break_long_words=False, break_on_hyphens=False)
 
 
 def _check_data_root(args: argparse.Namespace) -> None:
@@ -99,13 +115,36 @@ def _check_data_root(args: argparse.Namespace) -> None:
                           "--data-root out to run on synthetic scenes")
 
 
-def _build_data(task: Task, args: argparse.Namespace) -> DataBundle:
+def _build_data(task: Task, args: argparse.Namespace, say: Any = print) -> DataBundle:
     if args.data_root is None:
         return task.build_data(args)
+    say(f"data: reading {args.data_root}")
     try:
-        return task.build_data(args)
+        data = task.build_data(args)
     except (FileNotFoundError, NotADirectoryError, ValueError) as e:
         raise RecipeError(f"--data-root {args.data_root}: {e}") from None
+    return _check_files(data, args, say)
+
+
+def _check_files(data: DataBundle, args: argparse.Namespace, say: Any = print) -> DataBundle:
+    # Every file the run will read, by its header, before any training or metric: a bad file in the validation
+    # split would otherwise surface mid-sweep, or (a mask of another size) never.
+    from augcomp.data import BadFileError, check_files
+
+    say(f"data: checking the files of {len(data.train)} training and {len(data.val)} validation samples")
+    splits, bad = {}, []
+    for split, dataset in (("train", data.train), ("val", data.val)):
+        try:
+            splits[split], found = check_files(dataset, skip=args.skip_bad_files)
+        except BadFileError as e:
+            raise RecipeError(
+                f"{bad_file_message(e)}; remove or replace it, or give --skip-bad-files to leave such files out "
+                "(results.json then lists them)"
+            ) from None
+        bad += [{"split": split, **f} for f in found]
+    for f in bad:
+        say(f"data: left out ({f['split']}) {f['path']}: {f['fault']}")
+    return dataclasses.replace(data, train=splits["train"], val=splits["val"], bad_files=bad)
 
 
 def _resolve_codecs(args: argparse.Namespace) -> tuple[list[str], list[str], dict[str, str]]:
@@ -135,6 +174,7 @@ def main(task: Task, args: argparse.Namespace) -> dict[str, Any] | None:
 
     _check_data_root(args)
     # Before the accelerator, the data and the output folder: a misspelt or unusable codec fails at once.
+    _say(f"codecs: checking {args.codecs}" + (f" and {args.train_codecs}" if args.train_codecs else ""))
     codecs, train_codecs, skipped = _resolve_codecs(args)
     accelerator = make_accelerator(args)
     set_seed(args.seed)
@@ -145,15 +185,18 @@ def main(task: Task, args: argparse.Namespace) -> dict[str, Any] | None:
         if note:
             accelerator.print(note)
     try:
-        data = _build_data(task, args)
+        data = _build_data(task, args, say=accelerator.print)
+        text = plan(task, data, args, codecs, skipped, accelerator.num_processes, train_codecs)
         if args.dry_run:
-            accelerator.print(plan(task, data, args, codecs, skipped, accelerator.num_processes, train_codecs))
+            accelerator.print(text)
             return None
-        for name, reason in skipped.items():
-            accelerator.print(f"codec {name} skipped: {reason.splitlines()[0][:160]}")
+        # What the run will do and where it writes, before it starts: a log then says what it belongs to.
+        accelerator.print(f"plan\n{textwrap.indent(text, '  ')}")
         start = time.time()
         results = Protocol(accelerator, task, data, args, codecs, train_codecs).run()
-        accelerator.print(f"total {time.time() - start:.0f} s")
+        if results is not None:
+            accelerator.print("\n".join(["", *results_table(results), ""]))
+        accelerator.print(f"total {time.time() - start:.0f} s; results in {args.output_dir}")
         return results
     finally:
         if lock is not None:
@@ -171,15 +214,119 @@ def run_recipe(task: Task, description: str, argv: list[str] | None = None) -> d
 
 def recipe_entry_point(task: Task, description: str, argv: list[str] | None = None) -> None:
     """``run_recipe`` for ``if __name__ == "__main__"``: expected failures (mistakes in the command, a missing
-    dataset, a full or read-only disk, offline without weights) end with a one-line ``error: ...`` and exit status
-    1, Ctrl-C with a hint to resume and status 130; anything else keeps its traceback."""
+    dataset or a bad file in it, a full or read-only disk, offline without weights) end with a one-line
+    ``error: ...`` and exit status 1 (2 for a mistake in the command line, as argparse's), Ctrl-C with a hint to
+    resume and status 130; anything else keeps its traceback.
+
+    The line is printed once, by the main process, also under ``accelerate launch`` (see :func:`_fail`).
+    """
     try:
         run_recipe(task, description, argv)
     except KeyboardInterrupt:
-        print(INTERRUPTED, file=sys.stderr)
+        # The launcher, if any, got the Ctrl-C too and ends on its own.
+        if _rank() == 0:
+            print(INTERRUPTED, file=sys.stderr, flush=True)
         sys.exit(130)
+    except UsageError as e:
+        _fail(str(e.code), status=2)
     except Exception as e:
         message = one_line(e)
         if message is None:
             raise
-        sys.exit(f"error: {message}")
+        _fail(f"error: {message}")
+
+
+# ------------------------------------------------------------------------------------------ one line, once
+
+# How long a process other than the main one waits, after an expected failure, to be stopped: the main process
+# usually fails the same way and stops the launcher, which ends every process. A failure of this process alone
+# (a bad file in its shard) is reported by it after this wait.
+PEER_WAIT_S = 10.0
+# How long the main process waits for the launcher to stop it before printing anyway.
+LAUNCHER_WAIT_S = 5.0
+
+
+def _say(text: str) -> None:
+    # Before the accelerator exists: only the main process speaks.
+    if _rank() == 0:
+        print(text, flush=True)
+
+
+def _env_int(names: tuple[str, ...], default: int) -> int:
+    for name in names:
+        value = os.environ.get(name)
+        if value is not None and value.strip().lstrip("-").isdigit():
+            return int(value)
+    return default
+
+
+def _rank() -> int:
+    """This process's global rank as torchrun or MPI set it (0 when not launched as one of several)."""
+    return _env_int(("RANK", "OMPI_COMM_WORLD_RANK", "PMI_RANK"), 0)
+
+
+def _world_size() -> int:
+    return _env_int(("WORLD_SIZE", "OMPI_COMM_WORLD_SIZE", "PMI_SIZE"), 1)
+
+
+def _accelerate_launcher() -> int | None:
+    """The pid of the ``accelerate launch`` process that started this one, or None.
+
+    Its simple launcher and its torchrun path both start the script as their own child, and both set
+    ``ACCELERATE_MIXED_PRECISION``; the parent's command line tells it apart from a shell or plain torchrun.
+    """
+    if "ACCELERATE_MIXED_PRECISION" not in os.environ:
+        return None
+    ppid = os.getppid()
+    try:
+        argv = Path(f"/proc/{ppid}/cmdline").read_bytes().split(b"\0")[:4]
+    except OSError:
+        return None
+    words = [os.path.basename(a.decode("utf-8", "replace")) for a in argv]
+    if ("accelerate" in words and "launch" in words) or "accelerate-launch" in words \
+            or "accelerate.commands.launch" in words:
+        return ppid
+    return None
+
+
+def _catch_sigterm() -> list[int]:
+    """From now on a SIGTERM no longer ends this process; it is counted in the returned list.
+
+    A handler, not a blocked signal: the signal is sent to the process, and any thread that does not block it (torch
+    and the codecs run thread pools) would take it and end the process.
+    """
+    received: list[int] = []
+    signal.signal(signal.SIGTERM, lambda signum, frame: received.append(signum))
+    return received
+
+
+def _wait_for(received: list[int], seconds: float) -> bool:
+    deadline = time.monotonic() + seconds
+    while not received and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return bool(received)
+
+
+def _fail(line: str, status: int = 1) -> None:
+    """Ends the process after an expected failure: ``line`` printed once, then exit ``status``.
+
+    Under ``accelerate launch`` a child's non-zero exit makes the launcher raise, printing the child's error again
+    inside a traceback of its own. A launcher that is asked to stop (SIGTERM) instead stops its processes and exits
+    with status 143 and no traceback. So the main process stops its launcher, waits until the launcher stops it in
+    turn (a simple launcher then relays the child's output in a thread that is already running, so the line cannot
+    be lost), and only then prints the line. Other processes of a distributed run print nothing if they are stopped
+    within :data:`PEER_WAIT_S`; one that is not failed alone and reports itself.
+    """
+    launcher = _accelerate_launcher()
+    distributed = _world_size() > 1
+    # Caught before anyone is asked to stop: the answer, a SIGTERM, must not end this process before the line.
+    received = _catch_sigterm() if launcher is not None or distributed else []
+    if _rank() != 0 and distributed and _wait_for(received, PEER_WAIT_S):
+        raise SystemExit(status)
+    if launcher is not None:
+        os.kill(launcher, signal.SIGTERM)
+        _wait_for(received, LAUNCHER_WAIT_S)
+    elif not distributed and status == 1:
+        raise SystemExit(line)  # printed by Python, once
+    print(line, file=sys.stderr, flush=True)
+    raise SystemExit(status)

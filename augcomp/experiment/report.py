@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from augcomp.experiment.io import atomic_savefig, atomic_write_json, atomic_write_text
+from augcomp.experiment.runfiles import REPORT_FILES
 
 __all__ = [
     "MATCH_TOL",
@@ -20,6 +22,7 @@ __all__ = [
     "point_key",
     "recovery",
     "results_markdown",
+    "results_table",
     "write_report",
 ]
 
@@ -198,7 +201,18 @@ def results_markdown(results: dict[str, Any]) -> str:
         f"- Clean images: {_fmt(results['clean'])} before finetuning, {_fmt(results['clean_after'])} after",
         "- Recovery = (after - before) / (clean - before); n/a where the drop is at most "
         f"{results.get('recovery_min_drop', 0):g} points",
-        "",
+    ]
+    bad = results.get("bad_files") or []
+    if bad:
+        lines.append(f"- Left out (--skip-bad-files): {len(bad)} unusable file(s), listed in results.json")
+    lines += ["", *results_table(results), "", *_matched_markdown(results)]
+    return "\n".join(lines) + "\n"
+
+
+def results_table(results: dict[str, Any]) -> list[str]:
+    """The main table of ``results.md`` as lines: clean, then per codec and target the achieved bpp, the metric
+    before and after finetuning, and the recovery (the recipes also print it when a run ends)."""
+    lines = [
         "| codec | target bpp | achieved bpp | before | after | recovery |",
         "|---|---:|---:|---:|---:|---:|",
         f"| clean | - | - | {_fmt(results['clean'])} | {_fmt(results['clean_after'])} | - |",
@@ -209,8 +223,7 @@ def results_markdown(results: dict[str, Any]) -> str:
             f"| {r['codec']} | {r['bpp']:g} | {ach} | {_fmt(r['before'])} | {_fmt(r['after'])} | "
             f"{_fmt(r['recovery'], pct=True)} |"
         )
-    lines += ["", *_matched_markdown(results)]
-    return "\n".join(lines) + "\n"
+    return lines
 
 
 def _matched_markdown(results: dict[str, Any]) -> list[str]:
@@ -347,18 +360,35 @@ def plot_matched_bpp(results: dict[str, Any], path: str | os.PathLike, root: str
         plt.close(fig)
 
 
+def _write_json(results: dict[str, Any], path: Path, root: Path) -> None:
+    atomic_write_json(path, results, root=root)
+
+
+def _write_md(results: dict[str, Any], path: Path, root: Path) -> None:
+    atomic_write_text(path, results_markdown(results), root=root)
+
+
+# How each report file of the run-file table (augcomp.experiment.runfiles) is written, by its key.
+WRITERS: dict[str, Callable[[dict[str, Any], Path, Path], None]] = {
+    "json": _write_json,
+    "md": _write_md,
+    "png": plot_robustness,
+    "matched_png": plot_matched_bpp,
+}
+
+
 def write_report(results: dict[str, Any], output_dir: str | os.PathLike) -> dict[str, Path]:
-    """Writes ``results.json``, ``results.md``, ``robustness.png`` and ``matched_bpp.png`` into ``output_dir`` (each
-    atomically, none through a symbolic link).
+    """Writes the report files of the run-file table (``results.json``, ``results.md``, ``robustness.png`` and
+    ``matched_bpp.png``) into ``output_dir``, each atomically, none through a symbolic link.
 
     Returns:
-        The paths, by kind: ``"json"``, ``"md"``, ``"png"`` (robustness) and ``"matched_png"``.
+        The paths, by their key in the table: ``"json"``, ``"md"``, ``"png"`` (robustness) and ``"matched_png"``.
     """
     out = Path(output_dir)
-    paths = {"json": out / "results.json", "md": out / "results.md", "png": out / "robustness.png",
-             "matched_png": out / "matched_bpp.png"}
-    atomic_write_json(paths["json"], results, root=out)
-    atomic_write_text(paths["md"], results_markdown(results), root=out)
-    plot_robustness(results, paths["png"], root=out)
-    plot_matched_bpp(results, paths["matched_png"], root=out)
+    missing = sorted(set(REPORT_FILES) ^ set(WRITERS))
+    if missing:
+        raise RuntimeError(f"report files without a writer, or writers without a file: {missing}")
+    paths = {key: out / f.name for key, f in REPORT_FILES.items()}
+    for key, path in paths.items():
+        WRITERS[key](results, path, out)
     return paths

@@ -52,6 +52,7 @@ class DataBundle:
         class_names: optional names, for reports.
         synthetic: whether the data is the built-in synthetic scenes.
         description: one line for the plan and the report.
+        bad_files: files left out by ``--skip-bad-files``: ``{"split", "path", "fault"}`` each.
     """
 
     train: Dataset
@@ -60,6 +61,7 @@ class DataBundle:
     class_names: list[str] = field(default_factory=list)
     synthetic: bool = False
     description: str = ""
+    bad_files: list[dict[str, str]] = field(default_factory=list)
 
 
 def synthetic_bundle(kind: str, args: argparse.Namespace, classes_text: str) -> DataBundle:

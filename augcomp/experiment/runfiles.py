@@ -1,0 +1,50 @@
+"""The one table of what a run writes into its output folder.
+
+The output-folder guard (:mod:`augcomp.experiment.outdir`: what counts as an earlier run, what ``--overwrite`` moves
+aside, which paths are checked for links), the report (:func:`augcomp.experiment.report.write_report`: which files it
+writes, under which key) and the plan all read it, so a new output added here is guarded and preserved with no
+other edit.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = ["REPORT_FILES", "RUN_FILE_TABLE", "RunFile", "run_file_names"]
+
+
+@dataclass(frozen=True)
+class RunFile:
+    """One file or folder a run writes.
+
+    Attributes:
+        name: its name inside the output folder.
+        what: what it holds, for the plan and the docs.
+        report: for a file the report writes, its key in :func:`~augcomp.experiment.report.write_report`'s result
+            (and in the report's table of writers); ``None`` otherwise.
+    """
+
+    name: str
+    what: str
+    report: str | None = None
+
+
+RUN_FILE_TABLE: tuple[RunFile, ...] = (
+    RunFile("state.json", "progress of every phase, read by --resume"),
+    RunFile("ckpt", "training checkpoints, one folder per training phase"),
+    RunFile("clean_model.pt", "weights of the clean model"),
+    RunFile("finetuned_model.pt", "weights of the finetuned model"),
+    RunFile("results.json", "every metric, bitrate and setting of the run", report="json"),
+    RunFile("results.md", "the results as tables", report="md"),
+    RunFile("robustness.png", "metric against achieved bpp, before and after finetuning", report="png"),
+    RunFile("matched_bpp.png", "which codec hurts least at each bitrate", report="matched_png"),
+    RunFile("logs", "tracker logs (--log-with)"),
+)
+
+# The report's files, by key.
+REPORT_FILES: dict[str, RunFile] = {f.report: f for f in RUN_FILE_TABLE if f.report is not None}
+
+
+def run_file_names() -> tuple[str, ...]:
+    """The names of everything a run writes into its folder (the lock file aside)."""
+    return tuple(f.name for f in RUN_FILE_TABLE)
