@@ -94,6 +94,10 @@ def plan(task: Task, data: DataBundle, args: argparse.Namespace, codecs: list[st
         lines.append(wrapped(f"  skipped       {name}: ", reason, indent=16))
     if data.bad_files:
         lines.append(f"bad files       {len(data.bad_files)} left out (--skip-bad-files), listed in results.json")
+    store = getattr(args, "store", None)
+    coded = (f"store {store}: entries found are decoded, the rest encoded and added" if store
+             else "encoded in the run, kept in memory up to --cache-val-mb (no --store)")
+    lines.append(f"coded files     {coded}")
     outputs = ", ".join(f.name for f in RUN_FILE_TABLE)
     lines += [
         f"processes       {num_processes}, mixed precision {args.mixed_precision or 'accelerate default'}",
