@@ -13,7 +13,7 @@ import math
 import shutil
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
@@ -30,9 +30,12 @@ from augcomp.experiment.io import (
     replace_dir,
     resolve_dir,
 )
-from augcomp.experiment.loops import evaluate, train_epoch, warmup_cosine
+from augcomp.experiment.loops import WORK_KEYS, evaluate, train_epoch, warmup_cosine
 from augcomp.experiment.report import build_results, point_key, write_report
 from augcomp.tasks.base import DataBundle, Task, load_checkpoint
+
+if TYPE_CHECKING:
+    from augcomp.data import CodecMix
 
 __all__ = ["Protocol", "StopRequested"]
 
@@ -176,8 +179,7 @@ class Protocol:
             model = self._load(Path(args.checkpoint))
             source = f"checkpoint {args.checkpoint}"
         elif args.clean_epochs > 0:
-            model = self._train("clean", self._build(pretrained=args.pretrained), args.clean_epochs, args.clean_lr,
-                                aug=None)
+            model = self._train("clean", self._build(pretrained=args.pretrained), args.clean_epochs, args.clean_lr)
             source = f"trained {args.clean_epochs} epochs" + (" from a pretrained backbone" if args.pretrained else "")
         elif self.task.has_pretrained(args, self.data):
             model = self._build(pretrained=True)
@@ -200,17 +202,14 @@ class Protocol:
         if state.done("finetune"):
             self.acc.print(f"finetuning: done, loading {path}")
             return self._load(path)
-        from augcomp.transforms import Compress
+        from augcomp.data import CodecMix
 
         start = time.time()
-        device = self.acc.device
-        generator = torch.Generator(device=device).manual_seed(1000 * args.seed + 17 + self.acc.process_index)
         # One model for every codec and rate of the sweep: per image a codec from the mix and a bitrate from the
-        # range, and a share of images kept clean. The generator is saved with each checkpoint, so a resumed run
-        # draws the same codecs, rates and clean images.
-        aug = Compress(codec=self.train_codecs, bpp=args.train_bpp, p=1.0 - args.clean_share, grad="none",
-                       generator=generator)
-        model = self._train("finetune", model, args.epochs, args.lr, aug=aug)
+        # range, and a share of images kept clean. Each image's draws are keyed by (seed, epoch, index), so a
+        # resumed run, any number of workers and any number of processes draw the same.
+        mix = CodecMix(self.train_codecs, args.train_bpp, args.clean_share)
+        model = self._train("finetune", model, args.epochs, args.lr, mix=mix)
         self._save_model(model, path)
         seconds = state.phase("finetune").get("seconds", 0.0) + time.time() - start
         state.set("finetune", status="done", seconds=seconds)
@@ -220,9 +219,14 @@ class Protocol:
 
     # ------------------------------------------------------------------------------------------ training
 
-    def _train(self, phase: str, model: nn.Module, epochs: int, lr: float, aug: Any) -> nn.Module:
+    def _train(self, phase: str, model: nn.Module, epochs: int, lr: float, mix: CodecMix | None = None) -> nn.Module:
+        from augcomp.data import TrainingSamples
+
         acc, args = self.acc, self.args
-        loader = _loader(self.data.train, args.batch_size, True, args)
+        # Keyed draws (geometry, and the mix's codec, target and clean choice); library codecs are compressed in the
+        # DataLoader workers, the rest on the device batch in train_epoch.
+        samples = TrainingSamples(self.data.train, args.seed, phase, mix)
+        loader = _loader(samples, args.batch_size, True, args)
         # The scheduler is stepped once per process per optimizer step (accelerate's convention), so the schedule
         # is laid out over the unsharded number of steps.
         total = epochs * math.ceil(len(loader) / args.grad_accum)
@@ -234,10 +238,9 @@ class Protocol:
         model, optimizer, loader, scheduler = acc.prepare(model, optimizer, loader, scheduler)
         # Generators owned by objects, which accelerate's save_state does not keep (the global ones it does).
         generators = rng.loader_generators(loader)
-        if isinstance(getattr(aug, "generator", None), torch.Generator):
-            generators["augment"] = aug.generator
         start_epoch = 0
         draws: dict[str, int] = {}  # images per codec (and clean) over the epochs so far
+        work: dict[str, float] = {}  # images compressed per place, and seconds waited for data, so far
         ckpt = resolve_dir(self.out / "ckpt" / phase)
         if ckpt is not None and self.state.phase(phase).get("epochs_done", 0) > 0:
             acc.load_state(str(ckpt))
@@ -245,17 +248,21 @@ class Protocol:
             start_epoch = int(progress["epochs_done"])
             # Kept with the checkpoint rather than in state.json, so the counts always match the epochs restored.
             draws = dict(progress.get("draws", {}))
+            work = dict(progress.get("work", {}))
             self._restore_random(ckpt, generators)
             acc.print(f"{phase}: resuming after epoch {start_epoch} from {ckpt}")
         self.state.set(phase, status="running")
         for epoch in range(start_epoch, epochs):
             t0 = time.time()
-            stats = train_epoch(acc, self.task, model, optimizer, scheduler, loader, aug=aug,
+            samples.set_epoch(epoch)
+            stats = train_epoch(acc, self.task, model, optimizer, scheduler, loader, mix=mix,
                                 clip_grad_norm=args.clip_grad_norm, desc=f"{phase} {epoch + 1}/{epochs}")
             for name, n in stats["draws"].items():
                 draws[name] = draws.get(name, 0) + n
+            for name, n in stats["work"].items():
+                work[name] = work.get(name, 0) + n
             # Taken before anything else can draw, so a resumed run starts its next epoch from exactly here.
-            self._save_state(phase, epoch + 1, rng.capture(generators), draws)
+            self._save_state(phase, epoch + 1, rng.capture(generators), draws, work)
             seconds = time.time() - t0
             note = f", train bpp {stats['bpp']:.3f}" if math.isfinite(stats["bpp"]) else ""
             if stats["draws"]:
@@ -266,7 +273,8 @@ class Protocol:
                      **({f"{phase}/train_bpp": stats["bpp"]} if math.isfinite(stats["bpp"]) else {}),
                      **{f"{phase}/share/{k}": n / total for k, n in stats["draws"].items()}},
                     step=epoch + 1)
-            self.state.set(phase, epochs_done=epoch + 1, **({"draws": dict(draws)} if draws else {}))
+            self.state.set(phase, epochs_done=epoch + 1, **({"draws": dict(draws)} if draws else {}),
+                           **({"codec_work": dict(work)} if work else {}))
             self.state.note(f"{phase}:{epoch + 1}")
             if args.stop_after == f"{phase}:{epoch + 1}":
                 raise StopRequested(f"{phase} epoch {epoch + 1}")
@@ -285,7 +293,7 @@ class Protocol:
             self.acc.print(f"warning: {path} holds no state for {', '.join(missing)}")
 
     def _save_state(self, phase: str, epochs_done: int, random_state: dict[str, Any],
-                    draws: dict[str, int] | None = None) -> None:
+                    draws: dict[str, int] | None = None, work: dict[str, float] | None = None) -> None:
         acc = self.acc
         final = self.out / "ckpt" / phase
         tmp = ensure_within(self.out, final.with_name(final.name + ".tmp"))
@@ -302,7 +310,8 @@ class Protocol:
             for path in tmp.rglob("*"):
                 if path.is_file() and not path.is_symlink():
                     path.chmod(mode)
-            progress = {"phase": phase, "epochs_done": epochs_done, **({"draws": draws} if draws else {})}
+            progress = {"phase": phase, "epochs_done": epochs_done, **({"draws": draws} if draws else {}),
+                        **({"work": work} if work else {})}
             atomic_write_json(tmp / "progress.json", progress, root=self.out)
             replace_dir(tmp, final, root=self.out)
         acc.wait_for_everyone()
@@ -356,6 +365,19 @@ class Protocol:
 
     # ------------------------------------------------------------------------------------------ report
 
+    def _codec_work(self) -> dict[str, Any]:
+        # Codec work of the run, merged from the phases that report some: the finetuning's (where its images were
+        # compressed, and how long training waited for data) and, beside it, whatever the sweeps record.
+        sources = [self.state.phase(p).get("codec_work", {}) for p in ("sweep_before", "sweep_after")]
+        train = dict.fromkeys(WORK_KEYS, 0) | {"train_data_wait_seconds": 0.0}
+        train |= self.state.phase("finetune").get("codec_work", {})
+        train["train_data_wait_seconds"] = round(float(train["train_data_wait_seconds"]), 3)
+        merged: dict[str, Any] = {}
+        for work in sources:
+            for k, v in work.items():
+                merged[k] = merged[k] + v if isinstance(v, (int, float)) and k in merged else v
+        return {**merged, **train}
+
     def _report(self) -> dict[str, Any]:
         args, state = self.args, self.state
         bpp = args.train_bpp
@@ -383,6 +405,7 @@ class Protocol:
                 "clean_share": args.clean_share,
                 # Images the finetuning mix drew over all epochs: left clean, and per codec.
                 "finetune_draws": state.phase("finetune").get("draws", {}),
+                "codec_work": self._codec_work(),
                 "num_processes": self.acc.num_processes,
                 "mixed_precision": str(self.acc.mixed_precision),
                 "seconds": {p: round(state.phase(p).get("seconds", 0.0), 1)
