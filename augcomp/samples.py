@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-__all__ = ["NATURAL_IMAGES", "natural_crops", "natural_images"]
+__all__ = ["NATURAL_IMAGES", "ade20k_folder", "natural_crops", "natural_images"]
 
 # The photographs scikit-image bundles (no download needed); test patterns and micrographs are left out.
 NATURAL_IMAGES = ("astronaut", "coffee", "chelsea", "rocket", "motorcycle_left")
@@ -64,6 +64,36 @@ def natural_crops(batch: int, size: int | tuple[int, int], seed: int = 0) -> Ten
         left = int(rng.integers(0, img.shape[1] - width + 1))
         crops.append(torch.from_numpy(np.array(img[top : top + height, left : left + width], copy=True)))
     return torch.stack(crops).permute(0, 3, 1, 2).contiguous()
+
+
+def ade20k_folder(root: str | Path, train: int, val: int, size: int = 512, seed: int = 0) -> Path:
+    """Writes a dataset in the ADE20K layout made of crops of the bundled photographs; returns its folder.
+
+    ``root/ADEChallengeData2016/images/{training,validation}/*.jpg`` (quality 95) and ``annotations/.../*.png``.
+    The masks are a function of the pixels, so a model can learn them: class ``1 + luma // 32`` (1..8), and 0
+    ("other", ignored) in the top eighth of each image.
+
+    Args:
+        root: where to write (created if needed).
+        train, val: images per split.
+        size: side of the square crops.
+        seed: which crops.
+    """
+    from PIL import Image
+
+    base = Path(root) / "ADEChallengeData2016"
+    crops = natural_crops(train + val, size, seed=seed).permute(0, 2, 3, 1).numpy()
+    for i, image in enumerate(crops):
+        split, j = ("training", i) if i < train else ("validation", i - train)
+        name = f"ADE_{split[:5]}_{j:08d}"
+        for kind in ("images", "annotations"):
+            (base / kind / split).mkdir(parents=True, exist_ok=True)
+        Image.fromarray(image).save(base / "images" / split / f"{name}.jpg", quality=95)
+        luma = image.astype(np.float32) @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
+        mask = (1 + np.clip(luma, 0, 255) // 32).astype(np.uint8)
+        mask[: size // 8] = 0
+        Image.fromarray(mask).save(base / "annotations" / split / f"{name}.png")
+    return base
 
 
 def _skimage_data() -> Any:
