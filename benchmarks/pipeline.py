@@ -1,0 +1,194 @@
+"""Images per second of the finetuning input: where compression runs decides whether an accelerator waits for data.
+
+The training input of the segmentation recipe on real photographs (an ADE20K-layout folder written from
+scikit-image's sample images): JPEG decode, random scale, crop and flip, then the finetuning mix
+(``DEFAULT_CODECS``, bpp log-uniform in 0.1-2, a quarter of the images clean), timed as the training loop sees it,
+batches out of the DataLoader and compressed where :class:`augcomp.data.TrainingSamples` leaves them. Modes:
+
+- ``none``: no compression (decode and geometry only);
+- ``main``: every codec in the training process, on the batch (the placement before workers did library codecs);
+- ``workers-1``, ``workers-2``: library codecs in 1 or 2 DataLoader workers, tensor codecs in the training process.
+
+Then, per codec, what one worker delivers with that codec only (no clean share), and so how many CPU workers a
+training speed (``--target``, images/s) needs; tensor codecs run on the device, so their workers only load::
+
+    python benchmarks/pipeline.py                              # 224 and 512, 16 images each
+    python benchmarks/pipeline.py --images 8 --sizes 224 --batch-size 2 --out results/bench
+
+The first batch of each pass is not timed (worker start-up). Writes ``pipeline.md``, ``pipeline.json`` and
+``pipeline.png`` to ``--out`` (default ``results/bench``), with the load average of the machine before and after.
+Timings are of this machine's CPU: the training process and the workers share its cores, and a tensor codec's time
+in the training process is CPU time here, device time with a GPU.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch.utils.data import DataLoader
+
+from augcomp import codecs
+from augcomp.data import ADE20K, CodecMix, TrainingSamples, collate
+from augcomp.experiment.codecs import codec_usable
+from augcomp.experiment.loops import compress_drawn
+from augcomp.samples import ade20k_folder
+from augcomp.tasks.settings import DEFAULT_CODECS
+
+MODES = ("none", "main", "workers-1", "workers-2")
+BPP = (0.1, 2.0)
+CLEAN_SHARE = 0.25
+
+
+def time_pass(samples: TrainingSamples, mix: CodecMix | None, workers: int, batch_size: int,
+              compress: bool = True) -> float:
+    """Images per second of one epoch: batches from the loader, then what the training process compresses.
+
+    The clock starts when the first batch is done, so that starting the workers (paid once per epoch, small against
+    a real epoch) does not dominate a few images.
+    """
+    loader = DataLoader(samples, batch_size=batch_size, shuffle=True, num_workers=workers, collate_fn=collate,
+                        generator=torch.Generator().manual_seed(0))
+    n, start = 0, 0.0
+    for i, batch in enumerate(loader):
+        if mix is not None and compress:
+            compress_drawn(batch["image"], batch["draw"], mix)
+        if i == 0:
+            start = time.perf_counter()
+        else:
+            n += len(batch["image"])
+    return n / (time.perf_counter() - start)
+
+
+def measure(names: list[str], size: int, images: int, batch_size: int, root: Path) -> dict[str, Any]:
+    """The four modes with the mix of ``names``, and one worker per codec alone, at ``size``."""
+    data = ade20k_folder(root / f"ade{size}", train=images, val=1, size=size)
+    dataset = ADE20K(data, "training", size, train=True)
+    mix = CodecMix(names, BPP, CLEAN_SHARE)
+    rates: dict[str, float] = {}
+    for mode in MODES:
+        workers = int(mode.split("-")[1]) if mode.startswith("workers") else 0
+        m = None if mode == "none" else mix
+        samples = TrainingSamples(dataset, seed=0, phase="finetune", mix=m, library_in_workers=mode != "main")
+        rates[mode] = time_pass(samples, m, workers, batch_size)
+        print(f"{size}x{size} {mode}: {rates[mode]:.1f} images/s", flush=True)
+    per_codec: dict[str, dict[str, Any]] = {}
+    for name in names:
+        alone = CodecMix([name], BPP, 0.0)
+        samples = TrainingSamples(dataset, seed=0, phase="finetune", mix=alone)
+        # What one worker hands over: the codec's work for a library codec, loading only for a tensor codec.
+        rate = time_pass(samples, alone, 1, batch_size, compress=False)
+        per_codec[name] = {"worker_images_per_s": rate, "in_workers": alone.in_loader[0]}
+        print(f"{size}x{size} one worker, {name} only: {rate:.1f} images/s", flush=True)
+    return {"modes": rates, "per_codec": per_codec}
+
+
+def workers_needed(rate: float, target: float) -> int:
+    return math.ceil(target / rate)
+
+
+def markdown(result: dict[str, Any]) -> str:
+    sizes = [int(s) for s in result["sizes"]]
+    target = result["target"]
+    head = " | ".join(f"{s}² images/s" for s in sizes)
+    lines = [f"| training input ({result['images']} images, mix {', '.join(result['codecs'])}) | {head} |",
+             "|---|" + "---:|" * len(sizes)]
+    labels = {"none": "no compression", "main": "compression in the training process",
+              "workers-1": "library codecs in 1 worker", "workers-2": "library codecs in 2 workers"}
+    for mode in MODES:
+        cells = " | ".join(f"{result['sizes'][str(s)]['modes'][mode]:.1f}" for s in sizes)
+        lines.append(f"| {labels[mode]} | {cells} |")
+    lines += ["", "| codec alone | where | " + " | ".join(f"{s}²: images/s per worker, workers for {target:g}/s"
+                                                          for s in sizes) + " |",
+              "|---|---|" + "---:|" * len(sizes)]
+    for name in result["codecs"]:
+        cells = []
+        for s in sizes:
+            c = result["sizes"][str(s)]["per_codec"][name]
+            cells.append(f"{c['worker_images_per_s']:.1f}, {workers_needed(c['worker_images_per_s'], target)}")
+        where = "workers" if result["sizes"][str(sizes[0])]["per_codec"][name]["in_workers"] else "device (load only)"
+        lines.append(f"| {name} | {where} | " + " | ".join(cells) + " |")
+    load = result["load"]
+    lines += ["", f"{result['machine']}; load average (1 min) {load['before']:.2f} before, {load['after']:.2f} after."]
+    return "\n".join(lines) + "\n"
+
+
+def plot(result: dict[str, Any], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    sizes = list(result["sizes"])
+    fig, ax = plt.subplots(figsize=(7, 3.5))
+    width = 0.8 / len(MODES)
+    for j, mode in enumerate(MODES):
+        values = [result["sizes"][s]["modes"][mode] for s in sizes]
+        ax.bar([i + j * width for i in range(len(sizes))], values, width, label=mode)
+    ax.set_xticks([i + width * (len(MODES) - 1) / 2 for i in range(len(sizes))], [f"{s}²" for s in sizes])
+    ax.set_ylabel("images/s")
+    ax.set_title(f"training input with {', '.join(result['codecs'])}")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Runs the benchmark with ``argv`` (default: the command line); returns the exit status."""
+    parser = argparse.ArgumentParser(prog="pipeline.py", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--images", type=int, default=16, help="training images per size (default: 16)")
+    parser.add_argument("--sizes", default="224,512", help="image sides, comma-separated (default: 224,512)")
+    parser.add_argument("--codecs", default=DEFAULT_CODECS, help=f"the mix (default: {DEFAULT_CODECS})")
+    parser.add_argument("--batch-size", type=int, default=4, help="batch size (default: 4)")
+    parser.add_argument("--target", type=float, default=1000.0, help="training speed, images/s, that the "
+                        "workers-per-codec column is for (default: 1000)")
+    parser.add_argument("--out", type=Path, default=Path("results/bench"), help="output folder")
+    args = parser.parse_args(argv)
+    if args.batch_size < 1 or args.images < 2 * args.batch_size or not args.target > 0:
+        parser.error("--batch-size must be >= 1, --images at least two batches (the first is not timed) and "
+                     "--target > 0")
+    try:
+        sizes = [int(s) for s in args.sizes.split(",") if s.strip()]
+    except ValueError:
+        parser.error(f"--sizes takes comma-separated integers, got {args.sizes!r}")
+    if not sizes or min(sizes) < 16:
+        parser.error(f"--sizes takes image sides of at least 16, got {args.sizes!r}")
+    names = [n.strip() for n in args.codecs.split(",") if n.strip()]
+    for name in names:
+        codecs.entry(name)  # an unknown name fails here, naming the known codecs
+    usable = [n for n in names if codec_usable(n, allow_download=False)[0]]
+    for name in sorted(set(names) - set(usable)):
+        print(f"codec {name} skipped: not usable here", file=sys.stderr)
+    if not usable:
+        parser.error(f"none of the codecs {names} is usable here")
+    load_before = os.getloadavg()[0]
+    result: dict[str, Any] = {"codecs": usable, "images": args.images, "batch_size": args.batch_size,
+                              "bpp": list(BPP), "clean_share": CLEAN_SHARE, "target": args.target, "sizes": {},
+                              "machine": f"{platform.machine()} CPU, {os.cpu_count()} cores, torch "
+                                         f"{torch.__version__}, {torch.get_num_threads()} threads"}
+    with tempfile.TemporaryDirectory() as tmp:
+        for size in sizes:
+            result["sizes"][str(size)] = measure(usable, size, args.images, args.batch_size, Path(tmp))
+    result["load"] = {"before": load_before, "after": os.getloadavg()[0]}
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "pipeline.json").write_text(json.dumps(result, indent=2) + "\n")
+    table = markdown(result)
+    (args.out / "pipeline.md").write_text(table)
+    plot(result, args.out / "pipeline.png")
+    print(table)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
