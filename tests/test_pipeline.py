@@ -109,6 +109,12 @@ def test_samples_are_the_same_whoever_loads_and_compresses_them(tmp_path):
         assert n_library > 0 and work[0]["train_library_in_main"] == n_library
         assert work[2]["train_library_in_main"] == work[0]["train_library_in_workers"] == 0
         assert work[0]["train_tensor_on_device"] == work[2]["train_tensor_on_device"] > 0
+    # A resumed run builds its samples anew and starts at a later epoch: it draws what the first run drew there.
+    resumed = TrainingSamples(ADE20K(root, "training", 48, train=True), seed=5, phase="finetune", mix=mix)
+    resumed.set_epoch(1)
+    again = collate([resumed[i] for i in range(3)])
+    assert torch.equal(again["image"], runs[0][1][0]["image"]) and torch.equal(again["mask"], runs[0][1][0]["mask"])
+    assert torch.equal(again["draw"]["codec"], runs[0][1][0]["draw"]["codec"])
     # Another epoch draws another crop and other codecs.
     assert not torch.equal(torch.cat([b["image"] for b in runs[0][0]]), torch.cat([b["image"] for b in runs[0][1]]))
     # Clean training gets the same keyed geometry, and no draws.
@@ -141,6 +147,22 @@ def test_recipe_results_do_not_depend_on_the_number_of_workers(tmp_path):
     assert a["clean_metrics"] == b["clean_metrics"] and a["clean_after_metrics"] == b["clean_after_metrics"]
     assert [(r["before_metrics"], r["after_metrics"], r["achieved_bpp"]) for r in a["rows"]] == [
         (r["before_metrics"], r["after_metrics"], r["achieved_bpp"]) for r in b["rows"]]
+
+
+def test_a_resumed_finetuning_trains_on_what_an_uninterrupted_one_does(tmp_path):
+    common = ["--tiny", "--train-codecs", "jpeg,webp", "--codecs", "webp", "--bpp-grid", "0.5", "--clean-share",
+              "0.25", "--epochs", "2"]
+    run_recipe("seg", *common, "--output-dir", str(tmp_path / "whole"))
+    parts = [*common, "--num-workers", "2", "--output-dir", str(tmp_path / "parts")]
+    first = run_recipe("seg", *parts, "--stop-after", "finetune:1")
+    assert "stopped after finetune epoch 1" in first.stdout
+    second = run_recipe("seg", *parts, "--resume")
+    assert "finetune: resuming after epoch 1" in second.stdout
+    a, b = (json.loads((tmp_path / run / "results.json").read_text()) for run in ("whole", "parts"))
+    assert a["finetune_draws"] == b["finetune_draws"] and sum(a["finetune_draws"].values()) == 2 * 48
+    assert a["clean_after_metrics"] == b["clean_after_metrics"] and a["rows"] == b["rows"]
+    work = b["codec_work"]  # summed over both invocations
+    assert work["train_library_in_workers"] == a["codec_work"]["train_library_in_main"] == a["finetune_draws"]["webp"]
 
 
 def _accelerate(*args: str) -> subprocess.CompletedProcess:

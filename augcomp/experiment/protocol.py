@@ -254,7 +254,11 @@ class Protocol:
         self.state.set(phase, status="running")
         for epoch in range(start_epoch, epochs):
             t0 = time.time()
+            # The prepared loader passes its own epoch counter to the dataset when iterated, and that counter starts
+            # at 0 in a resumed run: it is set too, so that the samples see the true epoch.
             samples.set_epoch(epoch)
+            if hasattr(loader, "set_epoch"):
+                loader.set_epoch(epoch)
             stats = train_epoch(acc, self.task, model, optimizer, scheduler, loader, mix=mix,
                                 clip_grad_norm=args.clip_grad_norm, desc=f"{phase} {epoch + 1}/{epochs}")
             for name, n in stats["draws"].items():
