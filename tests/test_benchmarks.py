@@ -339,11 +339,13 @@ def test_fit_priors_fits_a_library_codec_curve(tmp_path, capsys):
 
 def test_pipeline_quick(tmp_path, capsys):
     bench = script("pipeline")
-    argv = ["--images", "4", "--sizes", "32", "--batch-size", "2", "--codecs", "jpeg,webp", "--out", str(tmp_path)]
+    argv = ["--images", "4", "--sizes", "32", "--batch-size", "2", "--codecs", "jpeg,webp", "--repeats", "1",
+            "--loader-workers", "0", "--out", str(tmp_path)]
     assert bench.main(argv) == 0
     md = (tmp_path / "pipeline.md").read_text()
     assert md in capsys.readouterr().out
-    assert "| compression in the training process |" in md and "| library codecs in 2 workers |" in md
+    assert "| compression in the training process (0 loader workers) |" in md
+    assert "| library codecs in 2 workers |" in md
     assert "load average (1 min)" in md
     assert Image.open(tmp_path / "pipeline.png").size[0] > 100
     report = json.loads((tmp_path / "pipeline.json").read_text())
@@ -351,8 +353,10 @@ def test_pipeline_quick(tmp_path, capsys):
     result = report["sizes"]["32"]
     assert list(result["modes"]) == ["none", "main", "workers-1", "workers-2"]
     assert all(rate > 0 for rate in result["modes"].values())
-    # Placement comes from the registry: JPEG has a tensor path, WebP only a library.
-    assert {n: c["in_workers"] for n, c in result["per_codec"].items()} == {"jpeg": False, "webp": True}
+    # Placement comes from the registry: JPEG has a tensor path (timed on the device, not here), WebP only a library.
+    assert report["tensor_codecs"] == ["jpeg"] and list(result["per_worker"]) == ["loading only", "webp"]
+    assert all(rate > 0 for rate in result["per_worker"].values())
+    assert "| loading + webp |" in md
     assert bench.workers_needed(250.0, 1000.0) == 4 and bench.workers_needed(300.0, 1000.0) == 4
     with pytest.raises(SystemExit):
         bench.main(["--images", "3", "--batch-size", "2", "--out", str(tmp_path)])  # fewer than two batches
