@@ -354,8 +354,14 @@ def test_pipeline_quick(tmp_path, capsys):
     assert list(result["modes"]) == ["none", "main", "workers-1", "workers-2"]
     assert all(rate > 0 for rate in result["modes"].values())
     # Placement comes from the registry: JPEG has a tensor path (timed on the device, not here), WebP only a library.
-    assert report["tensor_codecs"] == ["jpeg"] and list(result["per_worker"]) == ["loading only", "webp"]
-    assert all(rate > 0 for rate in result["per_worker"].values())
+    per_worker = result["per_worker"]
+    assert report["tensor_codecs"] == ["jpeg"]
+    assert list(per_worker) == ["loading only", "webp", "the mix (from the rows above)"]
+    assert all(rate > 0 for rate in per_worker.values())
+    # Half of the 3/4 compressed images are WebP: the mix costs loading plus half a WebP's extra time.
+    load, webp = 1 / per_worker["loading only"], 1 / per_worker["webp"]
+    mix = 1 / per_worker["the mix (from the rows above)"]
+    assert mix == pytest.approx(load + 0.375 * max(0.0, webp - load))
     assert "| loading + webp |" in md
     assert bench.workers_needed(250.0, 1000.0) == 4 and bench.workers_needed(300.0, 1000.0) == 4
     with pytest.raises(SystemExit):
