@@ -47,7 +47,7 @@ from augcomp.samples import ade20k_folder
 from augcomp.tasks.settings import DEFAULT_CODECS
 
 MODES = ("none", "main", "workers-1", "workers-2")
-LABELS = {"none": "no compression ({w} loader workers)", "main": "compression in the training process ({w} loader "
+LABELS = {"none": "no compression ({w} loader workers)", "main": "library codecs in the training process ({w} loader "
           "workers)", "workers-1": "library codecs in 1 worker", "workers-2": "library codecs in 2 workers"}
 BPP = (0.1, 2.0)
 CLEAN_SHARE = 0.25

@@ -344,7 +344,7 @@ def test_pipeline_quick(tmp_path, capsys):
     assert bench.main(argv) == 0
     md = (tmp_path / "pipeline.md").read_text()
     assert md in capsys.readouterr().out
-    assert "| compression in the training process (0 loader workers) |" in md
+    assert "| library codecs in the training process (0 loader workers) |" in md
     assert "| library codecs in 2 workers |" in md
     assert "load average (1 min)" in md
     assert Image.open(tmp_path / "pipeline.png").size[0] > 100
