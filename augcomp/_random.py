@@ -1,10 +1,30 @@
-"""Random generators that behave in DataLoader workers as torch's global generator does."""
+"""Random generators: ones that behave in DataLoader workers as torch's global generator does, and keyed ones whose
+draws depend only on a key (a run's seed, an epoch, a sample index), never on which process or worker draws them."""
 
 from __future__ import annotations
 
+import hashlib
+
 import torch
 
-__all__ = ["worker_generator"]
+__all__ = ["keyed_generator", "keyed_seed", "worker_generator"]
+
+
+def keyed_seed(*key: object) -> int:
+    """A 63-bit seed that is a function of ``key`` alone (ints and strings), the same in every process and run.
+
+    A hash rather than arithmetic on the parts, so that nearby keys (index 7 and 8, epoch 0 and 1) give unrelated
+    streams, as a counter-based generator would.
+    """
+    if not key or not all(isinstance(k, (int, str)) and not isinstance(k, bool) for k in key):
+        raise ValueError(f"a key is one or more ints and strings, got {key!r}")
+    digest = hashlib.blake2b(repr(tuple(key)).encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "little") & ((1 << 63) - 1)
+
+
+def keyed_generator(*key: object) -> torch.Generator:
+    """A new CPU generator seeded with :func:`keyed_seed` of ``key``."""
+    return torch.Generator().manual_seed(keyed_seed(*key))
 
 _SEEDED: dict[int, int] = {}  # id(generator) -> the worker seed it was last seeded for, in this process
 

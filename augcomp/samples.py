@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-__all__ = ["NATURAL_IMAGES", "natural_crops", "natural_images"]
+__all__ = ["NATURAL_IMAGES", "ade20k_folder", "natural_crops", "natural_images"]
 
 # The photographs scikit-image bundles (no download needed); test patterns and micrographs are left out.
 NATURAL_IMAGES = ("astronaut", "coffee", "chelsea", "rocket", "motorcycle_left")

@@ -6,7 +6,8 @@ The protocol (shared with ``det.py`` and ``seg.py``, implemented in :mod:`augcom
    pretrained timm backbone; the FPN head has no pretrained weights);
 2. sweep: mIoU on the validation set compressed at each bpp of ``--bpp-grid`` with each of ``--codecs``
    (default: JPEG, JPEG 2000 and augcomp-tiny, one codec per family), and clean;
-3. finetune one model on training images compressed on the device: per image a codec drawn from
+3. finetune one model on compressed training images (library codecs in the DataLoader workers, the torch JPEG
+   and neural codecs on the device batch): per image a codec drawn from
    ``--train-codecs`` (default: the sweep's), a bpp from ``--train-bpp``, and ``--clean-share`` of them left clean;
 4. sweep again;
 5. report to ``--output-dir``: ``results.json``, ``results.md``, ``robustness.png`` and ``matched_bpp.png``

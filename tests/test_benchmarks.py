@@ -335,3 +335,34 @@ def test_fit_priors_fits_a_library_codec_curve(tmp_path, capsys):
     with pytest.raises(SystemExit):
         fit_priors.main(["--codecs", "jpeg2000", "--out", str(tmp_path)])
     assert "have no fitted prior" in capsys.readouterr().err
+
+
+def test_pipeline_quick(tmp_path, capsys):
+    bench = script("pipeline")
+    argv = ["--images", "4", "--sizes", "32", "--batch-size", "2", "--codecs", "jpeg,webp", "--repeats", "1",
+            "--loader-workers", "0", "--out", str(tmp_path)]
+    assert bench.main(argv) == 0
+    md = (tmp_path / "pipeline.md").read_text()
+    assert md in capsys.readouterr().out
+    assert "| library codecs in the training process (0 loader workers) |" in md
+    assert "| library codecs in 2 workers |" in md
+    assert "load average (1 min)" in md
+    assert Image.open(tmp_path / "pipeline.png").size[0] > 100
+    report = json.loads((tmp_path / "pipeline.json").read_text())
+    assert report["codecs"] == ["jpeg", "webp"] and list(report["sizes"]) == ["32"]
+    result = report["sizes"]["32"]
+    assert list(result["modes"]) == ["none", "main", "workers-1", "workers-2"]
+    assert all(rate > 0 for rate in result["modes"].values())
+    # Placement comes from the registry: JPEG has a tensor path (timed on the device, not here), WebP only a library.
+    per_worker = result["per_worker"]
+    assert report["tensor_codecs"] == ["jpeg"]
+    assert list(per_worker) == ["loading only", "webp", "the mix (from the rows above)"]
+    assert all(rate > 0 for rate in per_worker.values())
+    # Half of the 3/4 compressed images are WebP: the mix costs loading plus half a WebP's extra time.
+    load, webp = 1 / per_worker["loading only"], 1 / per_worker["webp"]
+    mix = 1 / per_worker["the mix (from the rows above)"]
+    assert mix == pytest.approx(load + 0.375 * max(0.0, webp - load))
+    assert "| loading + webp |" in md
+    assert bench.workers_needed(250.0, 1000.0) == 4 and bench.workers_needed(300.0, 1000.0) == 4
+    with pytest.raises(SystemExit):
+        bench.main(["--images", "3", "--batch-size", "2", "--out", str(tmp_path)])  # fewer than two batches

@@ -156,7 +156,7 @@ def test_finetune_mix_on_a_batch_of_mixed_sizes():
 
 
 def test_the_mix_draws_codecs_uniformly_and_keeps_the_clean_share():
-    # What Protocol._finetune builds: Compress(codec=mix, bpp=range, p=1 - clean_share).
+    # Compress with a codec mix, the transform form of finetuning's CodecMix: p = 1 - clean_share.
     aug = Compress(codec=["jpeg", "jpeg2000", "augcomp-tiny"], bpp=(0.1, 2.0), p=1 - 0.25, grad="none",
                    generator=torch.Generator().manual_seed(17))
     params = aug.make_params([torch.zeros(6000, 3, 8, 8, dtype=torch.uint8)])

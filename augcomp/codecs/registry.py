@@ -132,6 +132,13 @@ class CodecEntry:
         """Whether the codec computes on ``device_type`` without a copy to the host."""
         return self.devices == ANY_DEVICE or device_type in self.devices
 
+    @property
+    def tensor_path(self) -> bool:
+        """Whether the codec computes on a batch tensor wherever the batch is (a tensor codec: the torch JPEG, the
+        neural models). False for a codec that only a library computes, one image at a time on the host: such work
+        belongs where per-sample CPU work goes (DataLoader workers), not on a device batch."""
+        return self.devices == ANY_DEVICE
+
     def build(self, **options: Any) -> Codec:
         """A new codec module; raises :class:`MissingExtraError` naming the extra if a package is missing."""
         reason = self.missing()

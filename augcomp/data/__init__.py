@@ -7,6 +7,8 @@ normalization happen later, on the device. The other keys depend on the task:
 - detection: ``"boxes"`` ((N, 4) float32 xyxy pixels), ``"labels"`` ((N,) int64), optional ``"iscrowd"``,
   ``"image_id"``;
 - segmentation: ``"mask"`` ((H, W) int64; 255 is ignored).
+
+Training samples wrapped in :class:`TrainingSamples` also carry their finetuning draws (``"draw"``).
 """
 
 from __future__ import annotations
@@ -22,18 +24,24 @@ from augcomp.data.ade20k import ADE20K, IGNORE_INDEX
 from augcomp.data.coco import CocoDetection
 from augcomp.data.imagefolder import ImageFolderClassification
 from augcomp.data.synthetic import CATEGORIES, PRESETS, Scene, SceneConfig, SyntheticScenes, make_scene
+from augcomp.data.training import CodecMix, Encode, SampleKey, TrainingSamples, VariantSource
 
 __all__ = [
     "ADE20K",
     "BadFileError",
     "CATEGORIES",
     "CocoDetection",
+    "CodecMix",
+    "Encode",
     "IGNORE_INDEX",
     "ImageFolderClassification",
     "PRESETS",
     "Scene",
+    "SampleKey",
     "SceneConfig",
     "SyntheticScenes",
+    "TrainingSamples",
+    "VariantSource",
     "check_files",
     "collate",
     "make_scene",
@@ -56,6 +64,8 @@ def collate(samples: Sequence[dict]) -> dict:
     Shape:
         - image: ``(B, 3, H, W)`` uint8, or a list of ``(3, H_i, W_i)``.
         - label: ``(B,)`` int64; mask: ``(B, H, W)`` int64 or a list.
+        - draw (finetuning samples): ``{"codec": (B,) int64, "target": (B,) float32, "bpp": (B,) float32,
+          "coded": (B,) bool}``.
     """
     if not samples:
         raise ValueError("cannot collate an empty batch")
@@ -69,6 +79,9 @@ def collate(samples: Sequence[dict]) -> dict:
         keys = [k for k in ("boxes", "labels", "iscrowd") if k in first]
         batch["target"] = [{k: s[k] for k in keys} for s in samples]
         batch["image_id"] = torch.tensor([int(s.get("image_id", -1)) for s in samples], dtype=torch.int64)
+    if "draw" in first:
+        types = {"codec": torch.int64, "target": torch.float32, "bpp": torch.float32, "coded": torch.bool}
+        batch["draw"] = {k: torch.tensor([s["draw"][k] for s in samples], dtype=t) for k, t in types.items()}
     return batch
 
 

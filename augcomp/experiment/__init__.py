@@ -1,7 +1,8 @@
 """The robustness protocol shared by ``recipes/{cls,det,seg}.py``.
 
-clean model -> sweep (clean and every codec x bitrate) -> finetune one model on images compressed on the device (per
-image a codec from the mix and a bitrate from the range, a share left clean) -> sweep again -> report
+clean model -> sweep (clean and every codec x bitrate) -> finetune one model on compressed images (per image a codec
+from the mix and a bitrate from the range, a share left clean, all keyed by seed, epoch and image; library codecs in
+the DataLoader workers, tensor codecs on the device batch) -> sweep again -> report
 (``results.json``, ``results.md``, ``robustness.png``, ``matched_bpp.png``), with exactly resumable state, atomic
 writes, a locked output folder that nothing is written outside of, and one-line errors for expected failures.
 """

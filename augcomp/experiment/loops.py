@@ -13,7 +13,11 @@ from torch import Tensor, nn
 from augcomp.experiment.progress import progress
 from augcomp.tasks.base import DataBundle, Task, to_float
 
-__all__ = ["compress_images", "stored_images", "apply_compress", "train_epoch", "evaluate", "warmup_cosine"]
+__all__ = ["compress_images", "stored_images", "apply_compress", "compress_drawn", "train_epoch", "evaluate",
+           "warmup_cosine"]
+
+# Where the finetuning images were compressed: what ``train_epoch`` counts into ``codec_work``.
+WORK_KEYS = ("train_library_in_main", "train_library_in_workers", "train_tensor_on_device")
 
 Images = Tensor | list[Tensor]
 
@@ -120,6 +124,57 @@ def apply_compress(aug: Callable[[Tensor], Tensor], images: Images) -> tuple[Ima
     return images, bpp, codec if reported else None
 
 
+def compress_drawn(images: Images, draw: dict[str, Tensor], mix: Any) -> tuple[Images, Tensor, dict[str, int]]:
+    """Compresses, in the training process, the samples of a batch that its loader left to it.
+
+    Samples drawn for a codec and not coded where they were loaded (``draw["coded"]``) are compressed here, per codec
+    on the equally sized samples at once, at their drawn targets: the tensor codecs on the device batch, and library
+    codecs when the samples were loaded in this process (through the codec's thread pool).
+
+    Args:
+        images: uint8 in [0, 255] (or float in [0, 1]) on the device.
+        draw: the batch's draws (see :func:`augcomp.data.collate`).
+        mix: the :class:`augcomp.data.CodecMix` they were drawn from.
+
+    Returns:
+        ``(images, bpp, work)``: the batch, the per-sample achieved bpp (NaN where clean), and the images
+        compressed per place (:data:`WORK_KEYS`).
+
+    Shape:
+        - images: ``(B, 3, H, W)`` or a list of ``(3, H_i, W_i)``; output alike.
+        - draw: ``(B,)`` tensors; bpp: ``(B,)``.
+    """
+    from augcomp.functional import compress
+
+    # The draws are small host-side decisions; one copy decides which samples go where.
+    codec = draw["codec"].tolist()
+    coded = draw["coded"].tolist()
+    target = draw["target"].cpu()
+    bpp = draw["bpp"].float().cpu().clone()
+    work = dict.fromkeys(WORK_KEYS, 0)
+    work["train_library_in_workers"] = sum(coded)
+    out = images if isinstance(images, Tensor) else list(images)
+    for k, name in enumerate(mix.names):
+        todo = [i for i, (c, done) in enumerate(zip(codec, coded, strict=True)) if c == k and not done]
+        if not todo:
+            continue
+        work["train_library_in_main" if mix.in_loader[k] else "train_tensor_on_device"] += len(todo)
+        shapes: dict[tuple[int, ...], list[int]] = {}
+        for i in todo:
+            shapes.setdefault(tuple(images[i].shape), []).append(i)
+        for idx in shapes.values():
+            sub = images[idx] if isinstance(images, Tensor) else torch.stack([images[i] for i in idx])
+            with torch.no_grad():
+                result = compress(sub, codec=name, bpp=target[idx].to(sub.device), grad="none")
+            if isinstance(out, Tensor):
+                out = out.index_copy(0, torch.tensor(idx, device=sub.device), result.image)
+            else:
+                for j, i in enumerate(idx):
+                    out[i] = result.image[j]
+            bpp[idx] = result.bpp.float().cpu()
+    return out, bpp, work
+
+
 def warmup_cosine(total_steps: int, warmup: float) -> Callable[[int], float]:
     """Learning-rate factor: linear warm-up over ``warmup`` of the steps, then cosine decay to zero."""
     total = max(1, int(total_steps))
@@ -143,17 +198,25 @@ def train_epoch(
     loader: Any,
     *,
     aug: Callable[[Tensor], Tensor] | None = None,
+    mix: Any = None,
     clip_grad_norm: float | None = None,
     desc: str = "train",
 ) -> dict[str, Any]:
-    """One epoch over ``loader``: compress on the device (if ``aug``), forward, backward, step.
+    """One epoch over ``loader``: compress (what the loader left to do, or with ``aug``), forward, backward, step.
 
     Gradient accumulation follows the accelerator's ``gradient_accumulation_steps``.
 
+    Args:
+        aug: a transform applied to every batch on the device (a :class:`augcomp.transforms.Compress`).
+        mix: the :class:`augcomp.data.CodecMix` the loader's samples were drawn from (batches carry ``"draw"``);
+            what the loader's workers did not compress is compressed here (:func:`compress_drawn`).
+
     Returns:
         Over all processes: ``{"loss": mean loss, "bpp": mean achieved bpp of the compressed training images (NaN
-        without any), "draws": {"clean": n, <codec>: n, ...}}``, the images left clean and compressed with each
-        codec of ``aug`` (empty without a ``Compress``).
+        without any), "draws": {"clean": n, <codec>: n, ...}, "work": {...}}``: the images left clean and
+        compressed with each codec (empty without a ``Compress`` or mix), and with a mix the images compressed per
+        place (:data:`WORK_KEYS`) and ``train_data_wait_seconds``, the seconds this process waited for batches
+        (the mean over processes).
     """
     model.train()
     device = accelerator.device
@@ -161,12 +224,27 @@ def train_epoch(
     bpp_sum = torch.zeros((), device=device)
     count = torch.zeros((), device=device)
     bpp_count = torch.zeros((), device=device)
-    names = list(getattr(aug, "codec_names", None) or [])
+    names = list(mix.names) if mix is not None else list(getattr(aug, "codec_names", None) or [])
     # Samples left clean, then samples per codec: what the mix actually drew this epoch.
     drawn = torch.zeros(len(names) + 1, device=device)
-    for batch in progress(loader, desc, accelerator):
+    work = torch.zeros(len(WORK_KEYS) + 1, dtype=torch.float64)
+    batches = iter(progress(loader, desc, accelerator))
+    while True:
+        t0 = time.perf_counter()
+        batch = next(batches, None)
+        work[-1] += time.perf_counter() - t0
+        if batch is None:
+            break
         images = batch["image"]
-        if aug is not None:
+        if mix is not None:
+            images, bpp, where = compress_drawn(images, batch["draw"], mix)
+            work[:-1] += torch.tensor([where[k] for k in WORK_KEYS], dtype=torch.float64)
+            finite = torch.isfinite(bpp)
+            bpp_sum += bpp[finite].sum().to(device)
+            bpp_count += finite.sum().to(device)
+            codec = batch["draw"]["codec"].to(device)
+            drawn += torch.bincount(codec + 1, minlength=len(names) + 1).to(drawn.dtype)
+        elif aug is not None:
             images, bpp, codec = apply_compress(aug, images)
             finite = torch.isfinite(bpp)
             bpp_sum += bpp[finite].sum()
@@ -183,13 +261,16 @@ def train_epoch(
             optimizer.zero_grad(set_to_none=True)
         loss_sum += loss.detach().float()
         count += 1
-    totals = accelerator.reduce(torch.cat([torch.stack([loss_sum, count, bpp_sum, bpp_count]), drawn]),
-                                reduction="sum")
+    totals = accelerator.reduce(torch.cat([torch.stack([loss_sum, count, bpp_sum, bpp_count]), drawn,
+                                           work.to(device=device, dtype=drawn.dtype)]), reduction="sum")
     loss_mean = float(totals[0] / totals[1].clamp_min(1))
     bpp_mean = float(totals[2] / totals[3]) if totals[3] > 0 else float("nan")
-    counts = [int(round(float(c))) for c in totals[4:]]
+    counts = [int(round(float(c))) for c in totals[4:4 + len(drawn)]]
     draws = dict(zip(["clean", *names], counts, strict=True)) if names else {}
-    return {"loss": loss_mean, "bpp": bpp_mean, "draws": draws}
+    places = totals[4 + len(drawn):].tolist()
+    done = {k: int(round(n)) for k, n in zip(WORK_KEYS, places, strict=False)}
+    done["train_data_wait_seconds"] = places[-1] / accelerator.num_processes
+    return {"loss": loss_mean, "bpp": bpp_mean, "draws": draws, "work": done if mix is not None else {}}
 
 
 def evaluate(

@@ -13,7 +13,7 @@ import math
 import shutil
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
@@ -31,10 +31,13 @@ from augcomp.experiment.io import (
     replace_dir,
     resolve_dir,
 )
-from augcomp.experiment.loops import evaluate, train_epoch, warmup_cosine
+from augcomp.experiment.loops import WORK_KEYS, evaluate, train_epoch, warmup_cosine
 from augcomp.experiment.report import build_results, point_key, write_report
 from augcomp.store import CodecWork
 from augcomp.tasks.base import DataBundle, Task, load_checkpoint
+
+if TYPE_CHECKING:
+    from augcomp.data import CodecMix
 
 __all__ = ["Protocol", "StopRequested"]
 
@@ -194,8 +197,7 @@ class Protocol:
             model = self._load(Path(args.checkpoint))
             source = f"checkpoint {args.checkpoint}"
         elif args.clean_epochs > 0:
-            model = self._train("clean", self._build(pretrained=args.pretrained), args.clean_epochs, args.clean_lr,
-                                aug=None)
+            model = self._train("clean", self._build(pretrained=args.pretrained), args.clean_epochs, args.clean_lr)
             source = f"trained {args.clean_epochs} epochs" + (" from a pretrained backbone" if args.pretrained else "")
         elif self.task.has_pretrained(args, self.data):
             model = self._build(pretrained=True)
@@ -218,17 +220,14 @@ class Protocol:
         if state.done("finetune"):
             self.acc.print(f"finetuning: done, loading {path}")
             return self._load(path)
-        from augcomp.transforms import Compress
+        from augcomp.data import CodecMix
 
         start = time.time()
-        device = self.acc.device
-        generator = torch.Generator(device=device).manual_seed(1000 * args.seed + 17 + self.acc.process_index)
         # One model for every codec and rate of the sweep: per image a codec from the mix and a bitrate from the
-        # range, and a share of images kept clean. The generator is saved with each checkpoint, so a resumed run
-        # draws the same codecs, rates and clean images.
-        aug = Compress(codec=self.train_codecs, bpp=args.train_bpp, p=1.0 - args.clean_share, grad="none",
-                       generator=generator)
-        model = self._train("finetune", model, args.epochs, args.lr, aug=aug)
+        # range, and a share of images kept clean. Each image's draws are keyed by (seed, epoch, index), so a
+        # resumed run, any number of workers and any number of processes draw the same.
+        mix = CodecMix(self.train_codecs, args.train_bpp, args.clean_share)
+        model = self._train("finetune", model, args.epochs, args.lr, mix=mix)
         self._save_model(model, path)
         seconds = state.phase("finetune").get("seconds", 0.0) + time.time() - start
         state.set("finetune", status="done", seconds=seconds)
@@ -238,9 +237,14 @@ class Protocol:
 
     # ------------------------------------------------------------------------------------------ training
 
-    def _train(self, phase: str, model: nn.Module, epochs: int, lr: float, aug: Any) -> nn.Module:
+    def _train(self, phase: str, model: nn.Module, epochs: int, lr: float, mix: CodecMix | None = None) -> nn.Module:
+        from augcomp.data import TrainingSamples
+
         acc, args = self.acc, self.args
-        loader = _loader(self.data.train, args.batch_size, True, args)
+        # Keyed draws (geometry, and the mix's codec, target and clean choice); library codecs are compressed in the
+        # DataLoader workers, the rest on the device batch in train_epoch.
+        samples = TrainingSamples(self.data.train, args.seed, phase, mix)
+        loader = _loader(samples, args.batch_size, True, args)
         # The scheduler is stepped once per process per optimizer step (accelerate's convention), so the schedule
         # is laid out over the unsharded number of steps.
         total = epochs * math.ceil(len(loader) / args.grad_accum)
@@ -252,10 +256,9 @@ class Protocol:
         model, optimizer, loader, scheduler = acc.prepare(model, optimizer, loader, scheduler)
         # Generators owned by objects, which accelerate's save_state does not keep (the global ones it does).
         generators = rng.loader_generators(loader)
-        if isinstance(getattr(aug, "generator", None), torch.Generator):
-            generators["augment"] = aug.generator
         start_epoch = 0
         draws: dict[str, int] = {}  # images per codec (and clean) over the epochs so far
+        work: dict[str, float] = {}  # images compressed per place, and seconds waited for data, so far
         ckpt = resolve_dir(self.out / "ckpt" / phase)
         if ckpt is not None and self.state.phase(phase).get("epochs_done", 0) > 0:
             acc.load_state(str(ckpt))
@@ -263,17 +266,25 @@ class Protocol:
             start_epoch = int(progress["epochs_done"])
             # Kept with the checkpoint rather than in state.json, so the counts always match the epochs restored.
             draws = dict(progress.get("draws", {}))
+            work = dict(progress.get("work", {}))
             self._restore_random(ckpt, generators)
             acc.print(f"{phase}: resuming after epoch {start_epoch} from {ckpt}")
         self.state.set(phase, status="running")
         for epoch in range(start_epoch, epochs):
             t0 = time.time()
-            stats = train_epoch(acc, self.task, model, optimizer, scheduler, loader, aug=aug,
+            # The prepared loader passes its own epoch counter to the dataset when iterated, and that counter starts
+            # at 0 in a resumed run: it is set too, so that the samples see the true epoch.
+            samples.set_epoch(epoch)
+            if hasattr(loader, "set_epoch"):
+                loader.set_epoch(epoch)
+            stats = train_epoch(acc, self.task, model, optimizer, scheduler, loader, mix=mix,
                                 clip_grad_norm=args.clip_grad_norm, desc=f"{phase} {epoch + 1}/{epochs}")
             for name, n in stats["draws"].items():
                 draws[name] = draws.get(name, 0) + n
+            for name, n in stats["work"].items():
+                work[name] = work.get(name, 0) + n
             # Taken before anything else can draw, so a resumed run starts its next epoch from exactly here.
-            self._save_state(phase, epoch + 1, rng.capture(generators), draws)
+            self._save_state(phase, epoch + 1, rng.capture(generators), draws, work)
             seconds = time.time() - t0
             note = f", train bpp {stats['bpp']:.3f}" if math.isfinite(stats["bpp"]) else ""
             if stats["draws"]:
@@ -284,7 +295,8 @@ class Protocol:
                      **({f"{phase}/train_bpp": stats["bpp"]} if math.isfinite(stats["bpp"]) else {}),
                      **{f"{phase}/share/{k}": n / total for k, n in stats["draws"].items()}},
                     step=epoch + 1)
-            self.state.set(phase, epochs_done=epoch + 1, **({"draws": dict(draws)} if draws else {}))
+            self.state.set(phase, epochs_done=epoch + 1, **({"draws": dict(draws)} if draws else {}),
+                           **({"codec_work": dict(work)} if work else {}))
             self.state.note(f"{phase}:{epoch + 1}")
             if args.stop_after == f"{phase}:{epoch + 1}":
                 raise StopRequested(f"{phase} epoch {epoch + 1}")
@@ -303,7 +315,7 @@ class Protocol:
             self.acc.print(f"warning: {path} holds no state for {', '.join(missing)}")
 
     def _save_state(self, phase: str, epochs_done: int, random_state: dict[str, Any],
-                    draws: dict[str, int] | None = None) -> None:
+                    draws: dict[str, int] | None = None, work: dict[str, float] | None = None) -> None:
         acc = self.acc
         final = self.out / "ckpt" / phase
         tmp = ensure_within(self.out, final.with_name(final.name + ".tmp"))
@@ -320,7 +332,8 @@ class Protocol:
             for path in tmp.rglob("*"):
                 if path.is_file() and not path.is_symlink():
                     path.chmod(mode)
-            progress = {"phase": phase, "epochs_done": epochs_done, **({"draws": draws} if draws else {})}
+            progress = {"phase": phase, "epochs_done": epochs_done, **({"draws": draws} if draws else {}),
+                        **({"work": work} if work else {})}
             atomic_write_json(tmp / "progress.json", progress, root=self.out)
             replace_dir(tmp, final, root=self.out)
         acc.wait_for_everyone()
@@ -377,6 +390,22 @@ class Protocol:
 
     # ------------------------------------------------------------------------------------------ report
 
+    def _codec_work(self) -> dict[str, Any]:
+        """Where the run's coding went: the two sweeps' images encoded here and reused (from the store, or the
+        in-memory cache) with the seconds spent encoding and decoding, summed over processes; and the finetuning's
+        images compressed in the training process, in the loader workers and on the device batch, with the seconds
+        training waited for data."""
+        sweep = {"encoded": 0, "reused": 0, "encode_seconds": 0.0, "decode_seconds": 0.0}
+        for phase in ("sweep_before", "sweep_after"):
+            for point in self.state.phase(phase).get("points", {}).values():
+                for k, v in point.get("codec_work", {}).items():
+                    sweep[k] = sweep.get(k, 0) + v
+        train = dict.fromkeys(WORK_KEYS, 0) | {"train_data_wait_seconds": 0.0}
+        train |= self.state.phase("finetune").get("codec_work", {})
+        train["train_data_wait_seconds"] = round(float(train["train_data_wait_seconds"]), 3)
+        return {"store": getattr(self.args, "store", None),
+                **{f"sweep_{k}": (round(v, 3) if isinstance(v, float) else v) for k, v in sweep.items()}, **train}
+
     def _report(self) -> dict[str, Any]:
         args, state = self.args, self.state
         bpp = args.train_bpp
@@ -428,17 +457,6 @@ class Protocol:
         total = self.acc.reduce(values, reduction="sum").tolist()
         return {"encoded": int(round(total[0])), "reused": int(round(total[1])),
                 "encode_seconds": round(total[2], 3), "decode_seconds": round(total[3], 3)}
-
-    def _codec_work(self) -> dict[str, Any]:
-        """Images coded by the two sweeps: encoded here, reused (from the store, or the in-memory cache), and the
-        seconds spent encoding and decoding, summed over processes."""
-        total = {"encoded": 0, "reused": 0, "encode_seconds": 0.0, "decode_seconds": 0.0}
-        for phase in ("sweep_before", "sweep_after"):
-            for point in self.state.phase(phase).get("points", {}).values():
-                for k, v in point.get("codec_work", {}).items():
-                    total[k] = total.get(k, 0) + v
-        return {"store": getattr(self.args, "store", None), **{f"sweep_{k}": (round(v, 3) if isinstance(v, float)
-                                                                             else v) for k, v in total.items()}}
 
     def _maybe_stop(self, phase: str) -> None:
         if self.args.stop_after == phase:

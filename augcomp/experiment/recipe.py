@@ -43,7 +43,21 @@ def make_accelerator(args: argparse.Namespace) -> Any:
         kwargs["mixed_precision"] = args.mixed_precision
     if args.log_with:
         kwargs["log_with"] = [s.strip() for s in args.log_with.split(",") if s.strip()]
+    _check_cpu_launch()
     return Accelerator(**kwargs)
+
+
+def _check_cpu_launch() -> None:
+    # `accelerate launch --cpu --num_processes N` (N > 1) without mpirun starts one plain process with a rendezvous
+    # address but no world: the run would silently be a single process.
+    env = os.environ
+    single = not any(k in env for k in ("WORLD_SIZE", "PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "PMI_RANK"))
+    if env.get("ACCELERATE_USE_CPU", "").lower() == "true" and "MASTER_ADDR" in env and single:
+        raise RecipeError(
+            "accelerate launch --cpu with --num_processes > 1 starts a single process here (accelerate starts several "
+            "CPU processes only through mpirun); for N CPU processes run `accelerate launch --multi_gpu "
+            "--num_processes N recipes/<task>.py --cpu ...` (torchrun; the processes talk through gloo)"
+        )
 
 
 def plan(task: Task, data: DataBundle, args: argparse.Namespace, codecs: list[str], skipped: dict[str, str],

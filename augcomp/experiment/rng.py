@@ -2,8 +2,9 @@
 uninterrupted one would.
 
 ``accelerate``'s ``save_state`` keeps the global generators (Python, NumPy, torch, CUDA) but not the generators that
-objects own: the ``Compress`` augmentation's (its per-sample bitrates and codecs) and the one a distributed sampler
-shuffles with. Those are captured here by name, together with the global ones, into one file per process.
+objects own, such as the one a distributed sampler shuffles with. Those are captured here by name, together with the
+global ones, into one file per process. (Per-sample training draws need none of this: they are keyed by seed, epoch
+and sample index, see :mod:`augcomp.data.training`.)
 """
 
 from __future__ import annotations
