@@ -266,7 +266,7 @@ class NeuralCodec(Codec):
 
         log_gain, bits = search(measure, target, lo, hi, discrete=False, step=GAIN_LOG_STEP,
                                 early_stop=drops_converged(x.device))
-        gain = log_gain.exp()
+        gain = log_gain.exp().clamp(*self.entry.level_range)  # exp(log(lo)) can round below lo in float32
         if keep:
             return best_image, bits, gain
         image, bits = self._compress_levels(x, gain, True)

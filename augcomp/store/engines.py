@@ -55,12 +55,18 @@ def _init_worker() -> None:
     torch.set_num_threads(1)
 
 
-def run_local(items: Sequence[dict[str, Any]], workers: int, chunk: int = 4) -> Iterator[list[Entry]]:
+def _chunk_size(items: int, workers: int, chunk: int | None) -> int:
+    # Small chunks keep the workers evenly busy (one item costs 10 ms to seconds, far above the per-chunk overhead);
+    # large ones amortise the transfer when there are many items.
+    return chunk if chunk is not None else max(1, min(16, items // (8 * workers)))
+
+
+def run_local(items: Sequence[dict[str, Any]], workers: int, chunk: int | None = None) -> Iterator[list[Entry]]:
     """Codes ``items`` in a pool of ``workers`` processes (in this process when ``workers`` is 1); yields the entries
     of each finished chunk as it finishes."""
     if workers < 1:
         raise ValueError(f"workers must be >= 1, got {workers}")
-    chunks = _chunks(items, chunk)
+    chunks = _chunks(items, _chunk_size(len(items), workers, chunk))
     if workers == 1:
         previous = os.environ.get("AUGCOMP_THREADS")
         os.environ["AUGCOMP_THREADS"] = "1"
@@ -76,8 +82,10 @@ def run_local(items: Sequence[dict[str, Any]], workers: int, chunk: int = 4) -> 
     import multiprocessing as mp
     from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
-    # spawn: the parent may already run torch's thread pools, which fork does not carry over safely.
-    with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"), initializer=_init_worker) as pool:
+    # fork where there is one, as DataLoader workers do: the workers start at once, with torch and the codecs
+    # imported (each sets one thread before coding); spawn elsewhere.
+    method = "fork" if "fork" in mp.get_all_start_methods() else "spawn"
+    with ProcessPoolExecutor(workers, mp_context=mp.get_context(method), initializer=_init_worker) as pool:
         pending = {pool.submit(code_items, part) for part in chunks[: 2 * workers]}
         queued = chunks[2 * workers:]
         while pending:
@@ -104,7 +112,7 @@ class _RayCoder:
 
 
 def run_ray(items: Sequence[dict[str, Any]], workers: int, address: str | None = None,
-            chunk: int = 4) -> Iterator[list[Entry]]:
+            chunk: int | None = None) -> Iterator[list[Entry]]:
     """Codes ``items`` with Ray Data: ``map_batches`` over a pool of ``workers`` actors. Starts a local Ray when no
     ``address`` is given (and none is running); joins the cluster at ``address`` otherwise."""
     try:
@@ -118,6 +126,7 @@ def run_ray(items: Sequence[dict[str, Any]], workers: int, address: str | None =
         ray.init(**kwargs)
     ctx = ray.data.DataContext.get_current()
     ctx.enable_progress_bars = False
+    chunk = _chunk_size(len(items), workers, chunk)
     dataset = ray.data.from_items(list(items), override_num_blocks=max(1, len(items) // chunk))
     coded = dataset.map_batches(_RayCoder, batch_size=chunk, batch_format="pyarrow", concurrency=workers, num_cpus=1)
     for table in coded.iter_batches(batch_size=chunk, batch_format="pyarrow"):
