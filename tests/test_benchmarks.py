@@ -366,3 +366,18 @@ def test_pipeline_quick(tmp_path, capsys):
     assert bench.workers_needed(250.0, 1000.0) == 4 and bench.workers_needed(300.0, 1000.0) == 4
     with pytest.raises(SystemExit):
         bench.main(["--images", "3", "--batch-size", "2", "--out", str(tmp_path)])  # fewer than two batches
+
+
+def test_store_benchmark_neural_rate_gap(tmp_path, capsys):
+    # The real bitstream is never shorter than the likelihood estimate by more than rounding, and the report says so.
+    bench = script("store")
+    assert bench.main(["--gap", "--out", str(tmp_path)]) == 0
+    report = json.loads((tmp_path / "store.json").read_text())["neural_rate_gap"]
+    assert len(report) == 4 and all(r["max"] >= r["mean"] > -0.01 for r in report.values())
+    assert "real bits over likelihood bits" in (tmp_path / "store.md").read_text()
+    assert "| 224px, level 4 |" in capsys.readouterr().out
+    # The paper-scale arithmetic: two sweeps per run without the store, one with it.
+    paper = bench.paper_scale({"jpeg": {224: 0.01, 512: 0.04}})
+    imagenet = paper["datasets"]["ImageNet val"]
+    assert imagenet["cpu_hours_per_sweep"] == pytest.approx(50_000 * 0.01 * len(bench.PAPER_GRID) / 3600)
+    assert imagenet["cpu_hours_run_without_store"] == 2 * imagenet["cpu_hours_once_with_store"]
