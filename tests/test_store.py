@@ -193,6 +193,9 @@ def test_ray_and_local_engines_fill_the_same_store(ade, tmp_path):
     remote = _last_json(ray_run.stdout)
     assert remote["entries"] == local["entries"] == 24 and remote["encoded"] == 24
     assert remote["digest"] == local["digest"]
+    # One worker in the calling process writes the same entries as two forked ones.
+    single = _last_json(_precompute(ade, tmp_path / "single", "--workers", "1").stdout)
+    assert single["digest"] == local["digest"] and single["encoded"] == 24
 
 
 def test_recipe_sweeps_read_and_fill_the_store(ade, tmp_path):
