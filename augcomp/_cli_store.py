@@ -53,7 +53,8 @@ def cmd_precompute(args: argparse.Namespace) -> int:
 
     summary = precompute(task=args.task, data_root=args.data_root, split=args.split, codecs=args.codecs,
                          bpp_grid=args.bpp_grid, image_size=args.image_size, store=args.store, engine=args.engine,
-                         workers=args.workers, ray_address=args.ray_address, progress=not args.json)
+                         workers=args.workers, ray_address=args.ray_address, flush_every=args.flush_every,
+                         progress=not args.json)
     print(f"precompute: {summary['encoded']} encoded, {summary['reused']} reused"
           f"{', ' + str(summary['repaired']) + ' bad entries removed' if summary['repaired'] else ''}; "
           f"{summary['entries']} entries in {args.store} ({summary['images']} images, engine {args.engine}, "
@@ -111,6 +112,8 @@ def add_store_commands(sub: Any) -> None:
     p.add_argument("--engine", choices=ENGINES, default="local", help="local process pool, or Ray Data")
     p.add_argument("--workers", type=_positive, default=1, help="processes (local) or Ray actors (default 1)")
     p.add_argument("--ray-address", default=None, help="a Ray cluster to join (default: start a local Ray)")
+    p.add_argument("--flush-every", type=_positive, default=512,
+                   help="entries per part file written (default 512): a killed run loses at most this many")
     p.add_argument("--json", action="store_true", help="end with one JSON line (encoded, reused, seconds, ...)")
     p.set_defaults(func=cmd_precompute)
 

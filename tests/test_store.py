@@ -165,7 +165,7 @@ def test_a_killed_precompute_resumes_without_re_encoding(ade, tmp_path):
     store = tmp_path / "killed"
     cmd = [sys.executable, "-m", "augcomp.cli", "precompute", "--task", "seg", "--data-root", str(ade), "--split",
            "validation", "--codecs", "avif,jpeg2000", "--bpp-grid", "0.3,1", "--image-size", "64", "--store",
-           str(store), "--json"]
+           str(store), "--flush-every", "2", "--json"]
     proc = subprocess.Popen(cmd, env=ENV, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             start_new_session=True)
     parts = store / "parts"

@@ -57,7 +57,8 @@ def _images(dataset: Any) -> Any:
 
 def precompute(*, task: str, data_root: str | None, split: str, codecs: Sequence[str], bpp_grid: Sequence[float],
                image_size: int | None, store: str, engine: str = "local", workers: int = 1,
-               ray_address: str | None = None, chunk_images: int = 256, progress: bool = True) -> dict[str, Any]:
+               ray_address: str | None = None, chunk_images: int = 256, flush_every: int = 512,
+               progress: bool = True) -> dict[str, Any]:
     """Adds every missing entry of a sweep to ``store``.
 
     Args:
@@ -72,6 +73,8 @@ def precompute(*, task: str, data_root: str | None, split: str, codecs: Sequence
         workers: processes (local) or actors (Ray).
         ray_address: a Ray cluster to join (default: start a local Ray).
         chunk_images: images handled at once (bounds the driver's memory).
+        flush_every: entries per part file written: a killed run loses at most this many, and larger parts keep
+            the file count of a paper-scale store (millions of entries) in the thousands.
         progress: show progress bars.
 
     Returns:
@@ -85,6 +88,8 @@ def precompute(*, task: str, data_root: str | None, split: str, codecs: Sequence
         raise ValueError(f"--engine must be one of {ENGINES}, got {engine!r}")
     if not isinstance(workers, int) or workers < 1:
         raise ValueError(f"--workers must be a positive integer, got {workers!r}")
+    if not isinstance(flush_every, int) or flush_every < 1:
+        raise ValueError(f"--flush-every must be a positive integer, got {flush_every!r}")
     if task not in TASKS:
         raise ValueError(f"--task must be one of {TASKS}, got {task!r}")
     if not codecs or not bpp_grid:
@@ -101,6 +106,8 @@ def precompute(*, task: str, data_root: str | None, split: str, codecs: Sequence
     items: list[dict[str, Any]] = []
     t_encode = 0.0
 
+    done: list = []
+
     def flush() -> None:
         nonlocal t_encode
         if not items:
@@ -108,9 +115,12 @@ def precompute(*, task: str, data_root: str | None, split: str, codecs: Sequence
         t0 = time.perf_counter()
         runner = run_ray(items, workers, ray_address) if engine == "ray" else run_local(items, workers)
         for entries in runner:
-            st.write(entries)  # each finished chunk is in the store before the next: a kill loses at most a chunk
+            done.extend(entries)
             work.encoded += len(entries)
             bar.update(len(entries))
+            if len(done) >= flush_every:  # in the store before more is coded: a kill loses at most flush_every
+                st.write(done)
+                done.clear()
         t_encode += time.perf_counter() - t0
         items.clear()
 
@@ -133,6 +143,7 @@ def precompute(*, task: str, data_root: str | None, split: str, codecs: Sequence
             flush()
             pending_images = 0
     flush()
+    st.write(done)
     bar.close()
     work.encode_seconds = t_encode
     return {"encoded": work.encoded, "reused": work.reused, "repaired": len(repaired), "entries": len(st),

@@ -85,6 +85,8 @@ class Store:
         self._index: dict[str, list[tuple[str, int, str]]] = {}
         self._rows: dict[str, dict[str, Any]] = {}
         self._seen: set[str] = set()
+        # The last part files read whole: a sweep's consecutive batches mostly hit the same parts.
+        self._tables: dict[str, Any] = {}
         marker = f"{self.root}/augcomp-store.json"
         if self.fs.exists(self.root) and not self.fs.exists(marker):
             listing = [p for p in self.fs.ls(self.root, detail=False)]
@@ -155,11 +157,16 @@ class Store:
             todo = [(k, r) for k, r in by_part[part] if k not in found]
             if not todo:
                 continue
-            try:
-                with self.fs.open(part, "rb") as f:
-                    table = pq.read_table(f)
-            except Exception:
-                continue
+            table = self._tables.pop(part, None)
+            if table is None:
+                try:
+                    with self.fs.open(part, "rb") as f:
+                        table = pq.read_table(f)
+                except Exception:
+                    continue
+            self._tables[part] = table  # most recent last
+            while len(self._tables) > 8:
+                del self._tables[next(iter(self._tables))]
             for key, row in todo:
                 entry = Entry(**{name: table.column(name)[row].as_py() for name in table.column_names})
                 if entry.key == key and entry.checksum == entry.expected_checksum():
@@ -332,6 +339,7 @@ class Store:
         if bad:
             self.fs.rm(f"{self.root}/verify.json")
         # The index is rebuilt from what is there now.
+        self._tables.clear()
         self._index.clear()
         self._rows.clear()
         self._seen.clear()
