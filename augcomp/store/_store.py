@@ -147,7 +147,10 @@ class Store:
         """The entries of ``keys`` found in the store with a checksum that holds; others are left out (a caller
         then encodes them again)."""
         pq = _require_pyarrow()
-        wanted = [k for k in dict.fromkeys(keys) if k in self]
+        keys = list(dict.fromkeys(keys))
+        if any(k not in self._index for k in keys):
+            self.refresh()  # once per call: listing the parts is a request on an object store
+        wanted = [k for k in keys if k in self._index]
         by_part: dict[str, list[tuple[str, int]]] = {}
         for key in wanted:
             for part, row, _ in self._index[key]:
