@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -26,13 +26,6 @@ class CodecWork:
     reused: int = 0
     encode_seconds: float = 0.0
     decode_seconds: float = 0.0
-
-    def add(self, other: CodecWork) -> None:
-        for name, value in asdict(other).items():
-            setattr(self, name, getattr(self, name) + value)
-
-    def as_dict(self, prefix: str = "") -> dict[str, float]:
-        return {f"{prefix}{k}": (round(v, 3) if isinstance(v, float) else v) for k, v in asdict(self).items()}
 
 
 def _codec(name: str, options: dict[str, Any] | None) -> Any:
