@@ -7,10 +7,22 @@ AVIF, JPEG 2000, JPEG XL) through their own libraries; CompressAI's neural codec
 
 from augcomp import codecs, functional
 from augcomp._api import CompressResult, compress, decompress
+from augcomp._errors import ArgumentError, ArgumentTypeError, AugcompError
 
 __version__ = "0.1.0"
 
-__all__ = ["codecs", "functional", "transforms", "compress", "decompress", "CompressResult", "__version__"]
+__all__ = [
+    "codecs",
+    "functional",
+    "transforms",
+    "compress",
+    "decompress",
+    "CompressResult",
+    "AugcompError",
+    "ArgumentError",
+    "ArgumentTypeError",
+    "__version__",
+]
 
 
 def __getattr__(name: str):

@@ -26,6 +26,8 @@ from typing import Any, NoReturn
 import torch
 from torch import Tensor
 
+from augcomp._errors import AugcompError
+
 __all__ = ["LABEL_HEIGHT", "PAD", "build_parser", "codec_rows", "grid_size", "main", "render_grid"]
 
 # Grid layout, in pixels: the gap around tiles and the height of the caption strip above each tile.
@@ -34,7 +36,7 @@ LABEL_HEIGHT = 34
 _FONT_SIZE = 12
 
 
-class CLIError(Exception):
+class CLIError(AugcompError):
     """A user error: reported as one line on stderr, with exit status 2."""
 
 

@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
+from augcomp._errors import AugcompError
+
 if TYPE_CHECKING:
     from augcomp.codecs.base import Codec
 
@@ -52,7 +54,7 @@ ANY_DEVICE = ("any",)
 FILE_KINDS = ("file", "strings", "pixels")
 
 
-class MissingExtraError(ImportError):
+class MissingExtraError(AugcompError, ImportError):
     """A codec needs an optional package that is not installed; the message names the extra to install."""
 
 

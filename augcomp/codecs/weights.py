@@ -30,6 +30,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from augcomp._errors import AugcompError
+
 __all__ = [
     "ENV_VAR",
     "OFFLINE_ENV_VAR",
@@ -56,7 +58,7 @@ _GC_TABLES = ("gaussian_conditional._quantized_cdf", "gaussian_conditional._offs
               "gaussian_conditional._cdf_length")
 
 
-class WeightsNotFoundError(FileNotFoundError):
+class WeightsNotFoundError(AugcompError, FileNotFoundError):
     """Pretrained weights are neither on disk nor downloadable."""
 
 

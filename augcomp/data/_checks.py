@@ -22,6 +22,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from augcomp._errors import AugcompError
+
 __all__ = ["BadFileError", "header_fault", "load_image", "load_mask", "pair_fault", "scan"]
 
 # The last bytes of a complete file, by Pillow format: a truncated file lacks them. (Some JPEG writers add bytes
@@ -31,7 +33,7 @@ _END_MARKERS = {"JPEG": (b"\xff\xd9", 64), "PNG": (b"IEND\xaeB`\x82", 12)}
 _DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError)
 
 
-class BadFileError(ValueError):
+class BadFileError(AugcompError, ValueError):
     """A file of a dataset cannot be used: unreadable, truncated, not an image, or a mask that does not fit its
     image. The message is ``"<path>: <fault>"``.
 

@@ -13,6 +13,7 @@ import math
 import textwrap
 from typing import Any
 
+from augcomp._errors import AugcompError
 from augcomp.experiment.io import PHASES
 from augcomp.tasks.settings import TINY
 
@@ -87,11 +88,12 @@ class _HelpFormatter(argparse.HelpFormatter):
                              break_on_hyphens=False)
 
 
-class UsageError(SystemExit):
+class UsageError(SystemExit, AugcompError):
     """A mistake in the command line; its ``code`` is the one line to print, ``error: <what> (see --help)``.
 
     :func:`~augcomp.experiment.recipe.recipe_entry_point` prints it once and exits with status 2, as argparse does;
-    left uncaught, Python prints it and exits with status 1.
+    left uncaught, Python prints it and exits with status 1. An :class:`~augcomp.AugcompError` like every error the
+    recipes print as one line (``SystemExit`` first, so that ``code`` holds the line).
     """
 
 

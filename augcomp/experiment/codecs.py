@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from augcomp._errors import AugcompError
 from augcomp.availability import codec_available
 
 __all__ = ["CodecUnavailableError", "codec_usable", "resolve_codecs"]
 
 
-class CodecUnavailableError(RuntimeError):
+class CodecUnavailableError(AugcompError, RuntimeError):
     """A codec named on the command line cannot be built here (its package or weights are missing)."""
 
 

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import errno
 
+from augcomp._errors import AugcompError
+
 __all__ = ["OutputDirError", "RecipeError", "bad_file_message", "one_line"]
 
 # Writing failed because of the disk or its permissions, not because of a bug.
@@ -19,7 +21,7 @@ _WRITER_WORDS = ("inline_container.cc", "PytorchStreamWriter", "SafetensorError"
 RESUME_HINT = "then continue with --resume"
 
 
-class RecipeError(Exception):
+class RecipeError(AugcompError):
     """A mistake in a recipe's command or its environment; the message says what to do."""
 
 

@@ -24,6 +24,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from augcomp._errors import AugcompError
 from augcomp.store._format import FORMAT, FORMAT_VERSION, INDEX_COLUMNS, Entry, schema
 
 __all__ = ["Store", "StoreError", "VerifyReport"]
@@ -31,7 +32,7 @@ __all__ = ["Store", "StoreError", "VerifyReport"]
 _STRING_COLUMNS = ["key", "checksum", "image", "codec", "codec_id", "target_kind", "file_kind", "source", "identity"]
 
 
-class StoreError(RuntimeError):
+class StoreError(AugcompError, RuntimeError):
     """The store cannot be opened or written (not a store, missing package, unreadable)."""
 
 

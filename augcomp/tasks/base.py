@@ -15,6 +15,7 @@ import torch
 from torch import Tensor, nn
 from torch.utils.data import Dataset
 
+from augcomp._errors import AugcompError
 from augcomp.tasks.settings import Settings
 
 __all__ = [
@@ -33,11 +34,11 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
-class PretrainedUnavailableError(RuntimeError):
+class PretrainedUnavailableError(AugcompError, RuntimeError):
     """Pretrained weights were asked for but cannot be obtained (typically: offline and not cached)."""
 
 
-class CheckpointError(RuntimeError):
+class CheckpointError(AugcompError, RuntimeError):
     """A checkpoint file holds no state dict, or one that does not fit the model."""
 
 
