@@ -16,6 +16,7 @@ from torch import Tensor
 
 from augcomp import codecs
 from augcomp._checks import check_image, per_sample
+from augcomp._errors import ArgumentError, ArgumentTypeError
 from augcomp.rate import DEFAULT_TOL, closeness
 
 __all__ = ["ABOVE", "BELOW", "CompressResult", "compress", "decompress"]
@@ -114,7 +115,7 @@ def compress(
         augcomp.codecs.MissingExtraError: the codec's optional package is not installed.
     """
     if (quality is None) == (bpp is None):
-        raise ValueError("give exactly one of quality= and bpp= (a number, a (lo, hi) range or a tensor)")
+        raise ArgumentError("give exactly one of quality= and bpp= (a number, a (lo, hi) range or a tensor)")
     module = codecs.get(codec, grad=grad, **codec_options)
     entry = module.entry
     x4, lead = check_image(x, "x", entry.channels, min_size=entry.min_size, codec=entry.name)
@@ -175,8 +176,8 @@ def decompress(data: bytes, codec: str = "jpeg", *, channels: int = 3, **codec_o
         ValueError: unknown codec, bad option, or ``channels`` the codec does not take.
     """
     if not isinstance(data, (bytes, bytearray, memoryview)):
-        raise TypeError(f"data must be bytes (a coded file), got {type(data).__name__}")
+        raise ArgumentTypeError(f"data must be bytes (a coded file), got {type(data).__name__}")
     module = codecs.get(codec, **codec_options)
     if channels not in module.entry.channels:
-        raise ValueError(f"channels must be one of {module.entry.channels} for codec {codec!r}, got {channels!r}")
+        raise ArgumentError(f"channels must be one of {module.entry.channels} for codec {codec!r}, got {channels!r}")
     return module.decode_file(bytes(data), channels)

@@ -11,6 +11,8 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
+from augcomp._errors import ArgumentError, ArgumentTypeError
+
 __all__ = ["FLOAT_DTYPES", "check_image", "to_float01", "from_float01", "per_sample", "set_value_checks"]
 
 # Value checks (NaN, out-of-range tensors) read tensor contents. On CPU that is free; on an accelerator it
@@ -62,32 +64,34 @@ def check_image(
             on accelerators after :func:`set_value_checks`), non-finite values or floats outside [0, 1].
     """
     if not isinstance(x, Tensor):
-        raise TypeError(f"{name} must be a torch.Tensor of shape (..., C, H, W), got {type(x).__name__}")
+        raise ArgumentTypeError(f"{name} must be a torch.Tensor of shape (..., C, H, W), got {type(x).__name__}")
     if x.dtype != torch.uint8 and x.dtype not in FLOAT_DTYPES:
-        raise TypeError(
+        raise ArgumentTypeError(
             f"{name} must be uint8 in [0, 255] or float (float16, bfloat16, float32, float64) in [0, 1], "
             f"got dtype {x.dtype}"
         )
     for_codec = f" for codec {codec!r}" if codec else ""
     if x.ndim < 3:
-        raise ValueError(
+        raise ArgumentError(
             f"{name} must have shape (..., C, H, W) with C in {tuple(channels)}, got shape {tuple(x.shape)}; "
             "add the channel dimension for a single-channel image"
         )
     if x.shape[-3] not in channels:
-        raise ValueError(
+        raise ArgumentError(
             f"{name} must have {' or '.join(map(str, channels))} channels (channels-first){for_codec}, "
             f"got shape {tuple(x.shape)}"
         )
     if x.shape[-1] < min_size or x.shape[-2] < min_size:
-        raise ValueError(f"{name} must have H >= {min_size} and W >= {min_size}{for_codec}, got shape {tuple(x.shape)}")
+        raise ArgumentError(
+            f"{name} must have H >= {min_size} and W >= {min_size}{for_codec}, got shape {tuple(x.shape)}"
+        )
     if x.is_floating_point() and _check_values(x):
         values = x.detach()
         if not bool(torch.isfinite(values).all()):
-            raise ValueError(f"{name} contains NaN or infinite values; expected finite floats in [0, 1]")
+            raise ArgumentError(f"{name} contains NaN or infinite values; expected finite floats in [0, 1]")
         lo, hi = (float(v) for v in torch.aminmax(values))
         if lo < -RANGE_SLACK or hi > 1 + RANGE_SLACK:
-            raise ValueError(
+            raise ArgumentError(
                 f"{name} must hold floats in [0, 1] (uint8 for [0, 255]), got values in [{lo:g}, {hi:g}]; "
                 "divide by 255 or convert to uint8"
             )
@@ -139,16 +143,16 @@ def per_sample(
         elif lead is not None and tuple(value.shape) == tuple(lead):
             value = value.reshape(batch)
         if value.shape != (batch,):
-            raise ValueError(f"{name} as a tensor must have shape ({batch},), got {tuple(value.shape)}; {accepted}")
+            raise ArgumentError(f"{name} as a tensor must have shape ({batch},), got {tuple(value.shape)}; {accepted}")
         if value.is_complex() or value.dtype == torch.bool:
-            raise TypeError(f"{name} as a tensor must be real numbers, got dtype {value.dtype}")
+            raise ArgumentTypeError(f"{name} as a tensor must be real numbers, got dtype {value.dtype}")
         out = value.to(device=device, dtype=torch.float32)
         if _check_values(out):
             bad = ~torch.isfinite(out) if not high_inclusive else torch.isnan(out)
             bad = bad | ((out > high) if high_inclusive else (out >= high))
             bad = bad | ((out < low) if low_inclusive else (out <= low))
             if bool(bad.any()):
-                raise ValueError(f"{name} must be {accepted}; got values {out[bad][:4].tolist()}")
+                raise ArgumentError(f"{name} must be {accepted}; got values {out[bad][:4].tolist()}")
         return out
     if _is_number(value):
         _check_number(float(value), name, low, high, low_inclusive, high_inclusive, accepted)
@@ -158,13 +162,13 @@ def per_sample(
         for v in (lo, hi):
             _check_number(v, name, low, high, low_inclusive, high_inclusive, accepted)
         if lo > hi:
-            raise ValueError(f"{name} range must have lo <= hi, got ({lo:g}, {hi:g})")
+            raise ArgumentError(f"{name} range must have lo <= hi, got ({lo:g}, {hi:g})")
         u = torch.rand(batch, device=device if generator is None else generator.device, generator=generator)
         u = u.to(device)
         if log:
             return torch.exp(math.log(lo) + u * (math.log(hi) - math.log(lo)))
         return lo + u * (hi - lo)
-    raise ValueError(f"{name} must be {accepted}; got {value!r}")
+    raise ArgumentError(f"{name} must be {accepted}; got {value!r}")
 
 
 def _is_number(v: object) -> bool:
@@ -179,4 +183,4 @@ def _check_number(v: float, name: str, low: float, high: float, low_inclusive: b
                   accepted: str) -> None:
     ok = (v >= low if low_inclusive else v > low) and (v <= high if high_inclusive else v < high)
     if not ok or v != v:
-        raise ValueError(f"{name} must be {accepted}; got {v:g}")
+        raise ArgumentError(f"{name} must be {accepted}; got {v:g}")

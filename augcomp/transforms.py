@@ -16,6 +16,7 @@ from torchvision.transforms.v2._utils import is_pure_tensor
 from augcomp import codecs
 from augcomp._api import compress
 from augcomp._checks import per_sample
+from augcomp._errors import ArgumentError
 from augcomp._random import worker_generator
 
 __all__ = ["Compress"]
@@ -58,25 +59,25 @@ class Compress(v2.Transform):
                  generator: torch.Generator | None = None, **codec_options: Any) -> None:
         super().__init__()
         if (bpp is None) == (quality is None):
-            raise ValueError("give exactly one of bpp= and quality= (a number, a (lo, hi) tuple or a list)")
+            raise ArgumentError("give exactly one of bpp= and quality= (a number, a (lo, hi) tuple or a list)")
         if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0.0 <= p <= 1.0:
-            raise ValueError(f"p must be a probability, a number in [0, 1], got {p!r}")
+            raise ArgumentError(f"p must be a probability, a number in [0, 1], got {p!r}")
         if not isinstance(same_on_batch, bool):
-            raise ValueError(f"same_on_batch must be True or False, got {same_on_batch!r}")
+            raise ArgumentError(f"same_on_batch must be True or False, got {same_on_batch!r}")
         if generator is not None and not isinstance(generator, torch.Generator):
-            raise ValueError(f"generator must be a torch.Generator or None, got {type(generator).__name__}")
+            raise ArgumentError(f"generator must be a torch.Generator or None, got {type(generator).__name__}")
         self.codec_names = [codec] if isinstance(codec, str) else list(codec) if isinstance(codec, Sequence) else []
         if not self.codec_names or not all(isinstance(n, str) for n in self.codec_names):
-            raise ValueError(f"codec must be a codec name or a non-empty list of names, got {codec!r}; known codecs: "
-                             f"{', '.join(codecs.list())}")
+            raise ArgumentError(f"codec must be a codec name or a non-empty list of names, got {codec!r}; known "
+                                f"codecs: {', '.join(codecs.list())}")
         # Building each codec checks grad and every option now, not in a DataLoader worker later.
         entries = [codecs.get(name, grad=grad, **codec_options).entry for name in self.codec_names]
         self.mode, spec = ("bpp", bpp) if bpp is not None else ("quality", quality)
         if self.mode == "quality" and any(e.level_range != entries[0].level_range for e in entries):
-            raise ValueError("quality= needs codecs with one level range; use bpp= to mix these codecs")
+            raise ArgumentError("quality= needs codecs with one level range; use bpp= to mix these codecs")
         lo, hi = (0.0, float("inf")) if self.mode == "bpp" else entries[0].level_range
         if isinstance(spec, list) and not spec:
-            raise ValueError(f"{self.mode} as a list must hold at least one value")
+            raise ArgumentError(f"{self.mode} as a list must hold at least one value")
         self.choices = torch.tensor([float(v) for v in spec]) if isinstance(spec, list) else None
         for value in spec if isinstance(spec, list) else [spec]:
             per_sample(value, 1, torch.device("cpu"), self.mode, lo, hi, low_inclusive=self.mode != "bpp",
@@ -144,7 +145,7 @@ class Compress(v2.Transform):
         sl = slices.get(id(inpt), next(iter(slices.values())) if len(slices) == 1 else slice(None))
         if isinstance(inpt, PIL.Image.Image):
             if inpt.mode not in ("RGB", "L"):
-                raise ValueError(f"Compress takes PIL images in mode 'RGB' or 'L', got mode {inpt.mode!r}")
+                raise ArgumentError(f"Compress takes PIL images in mode 'RGB' or 'L', got mode {inpt.mode!r}")
             return TF.to_pil_image(self._apply(TF.pil_to_tensor(inpt), params, sl), mode=inpt.mode)
         out = self._apply(inpt.as_subclass(Tensor), params, sl)
         return tv_tensors.wrap(out, like=inpt) if isinstance(inpt, tv_tensors.TVTensor) else out
@@ -152,9 +153,9 @@ class Compress(v2.Transform):
     def _apply(self, inpt: Tensor, params: dict[str, Any], sl: slice) -> Tensor:
         if inpt.ndim < 3:
             # As compress: an (H, W) tensor is ambiguous (one grayscale image, or rows of samples?).
-            raise ValueError(f"Compress takes tensors of shape (..., C, H, W) (C = 1 for grayscale; add the channel "
-                             f"dimension to an (H, W) image), PIL images and tv_tensors; got shape "
-                             f"{tuple(inpt.shape)}")
+            raise ArgumentError(f"Compress takes tensors of shape (..., C, H, W) (C = 1 for grayscale; add the channel "
+                                f"dimension to an (H, W) image), PIL images and tv_tensors; got shape "
+                                f"{tuple(inpt.shape)}")
         x = inpt.reshape(-1, *inpt.shape[-3:])
         applied, codec, target = (params[k][sl] for k in ("applied", "codec", "target"))
         out, achieved, level = x, params["bpp"][sl], params["level"][sl]

@@ -12,6 +12,7 @@ from typing import Any
 
 import torch
 
+from augcomp._errors import ArgumentError
 from augcomp.bench.report import environment, markdown, rate_control
 from augcomp.bench.rows import BPP_RANGE, Inputs, all_rows, select_rows
 from augcomp.bench.timing import run
@@ -85,11 +86,11 @@ def resolve_device(name: str | None) -> torch.device:
     try:
         device = torch.device(name)
     except RuntimeError as err:
-        raise ValueError(f"unknown --device {name!r} ({err})") from None
+        raise ArgumentError(f"unknown --device {name!r} ({err})") from None
     if device.type not in ("cpu", "cuda"):
-        raise ValueError(f"--device must be cpu or cuda, got {name!r}")
+        raise ArgumentError(f"--device must be cpu or cuda, got {name!r}")
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError("--device cuda was asked for, but no CUDA device is available")
+        raise ArgumentError("--device cuda was asked for, but no CUDA device is available")
     return device
 
 

@@ -6,6 +6,7 @@ import io
 
 import numpy as np
 
+from augcomp._errors import ArgumentError
 from augcomp.codecs._containers import avif_frame_bytes
 from augcomp.codecs.library import LibraryCodec
 from augcomp.codecs.registry import CodecEntry, MissingExtraError, register
@@ -76,11 +77,13 @@ class AVIFCodec(LibraryCodec):
                  tol: float = DEFAULT_TOL) -> None:
         super().__init__(entry, grad, include_header, threads, tol)
         if isinstance(speed, bool) or speed not in range(11):
-            raise ValueError(f"speed must be an int in 0..10 (libaom's speed preset; 6 is the default), got {speed!r}")
+            raise ArgumentError(
+                f"speed must be an int in 0..10 (libaom's speed preset; 6 is the default), got {speed!r}"
+            )
         if subsampling not in SUBSAMPLINGS:
-            raise ValueError(f"subsampling must be one of {tuple(SUBSAMPLINGS)}, got {subsampling!r}")
+            raise ArgumentError(f"subsampling must be one of {tuple(SUBSAMPLINGS)}, got {subsampling!r}")
         if tune not in TUNES:
-            raise ValueError(f"tune must be one of {tuple(TUNES)}, got {tune!r}")
+            raise ArgumentError(f"tune must be one of {tuple(TUNES)}, got {tune!r}")
         from PIL import features
 
         if not features.check("avif"):

@@ -6,6 +6,7 @@ import torch
 from torch import Tensor, nn
 
 from augcomp._checks import from_float01, to_float01
+from augcomp._errors import ArgumentError
 from augcomp.codecs.registry import CodecEntry
 
 __all__ = ["Codec", "GRAD_MODES"]
@@ -38,7 +39,7 @@ class Codec(nn.Module):
     def __init__(self, entry: CodecEntry, grad: str = "ste") -> None:
         super().__init__()
         if grad not in entry.grad_modes:
-            raise ValueError(f"grad must be one of {entry.grad_modes} for codec {entry.name!r}, got {grad!r}")
+            raise ArgumentError(f"grad must be one of {entry.grad_modes} for codec {entry.name!r}, got {grad!r}")
         self.entry = entry
         self.grad = grad
         self.build_options: dict = {}  # set by CodecEntry.build

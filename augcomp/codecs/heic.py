@@ -6,6 +6,7 @@ import io
 
 import numpy as np
 
+from augcomp._errors import ArgumentError
 from augcomp.codecs._containers import heic_slice_bytes
 from augcomp.codecs.library import LibraryCodec
 from augcomp.codecs.registry import CodecEntry, register
@@ -69,9 +70,9 @@ class HEICCodec(LibraryCodec):
                  include_header: bool = False, threads: int | None = None, tol: float = DEFAULT_TOL) -> None:
         super().__init__(entry, grad, include_header, threads, tol)
         if preset not in PRESETS:
-            raise ValueError(f"preset must be one of {PRESETS} (x265's speed presets), got {preset!r}")
+            raise ArgumentError(f"preset must be one of {PRESETS} (x265's speed presets), got {preset!r}")
         if subsampling not in SUBSAMPLINGS:
-            raise ValueError(f"subsampling must be one of {SUBSAMPLINGS}, got {subsampling!r}")
+            raise ArgumentError(f"subsampling must be one of {SUBSAMPLINGS}, got {subsampling!r}")
         self.preset = preset
         self.subsampling = subsampling
         # One x265 thread per picture, and no log lines on stderr for every image.

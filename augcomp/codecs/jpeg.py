@@ -10,6 +10,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from augcomp._errors import ArgumentError
 from augcomp.codecs.base import Codec
 from augcomp.codecs.library import LibraryCodec
 from augcomp.codecs.registry import ANY_DEVICE, CodecEntry, register
@@ -88,14 +89,14 @@ class JPEGCodec(Codec):
     ) -> None:
         super().__init__(entry, grad)
         if subsampling not in SUBSAMPLINGS:
-            raise ValueError(f"subsampling must be one of {SUBSAMPLINGS}, got {subsampling!r}")
+            raise ArgumentError(f"subsampling must be one of {SUBSAMPLINGS}, got {subsampling!r}")
         if backend not in BACKENDS:
-            raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+            raise ArgumentError(f"backend must be one of {BACKENDS}, got {backend!r}")
         self.subsampling = subsampling
         self.include_header = include_header
         self.backend = backend
         if compile not in COMPILE_MODES or not isinstance(compile, (bool, str)):
-            raise ValueError(f"compile must be one of {COMPILE_MODES}, got {compile!r}")
+            raise ArgumentError(f"compile must be one of {COMPILE_MODES}, got {compile!r}")
         self.compile = compile
         self._native = NativeJPEG(entry, subsampling=subsampling, threads=threads, tol=tol)
         self.tol = self._native.tol
@@ -107,7 +108,7 @@ class JPEGCodec(Codec):
             return False
         if x.device.type != "cpu":
             if self.backend == "native":
-                raise ValueError(f"backend='native' runs on CPU tensors, got a tensor on {x.device}")
+                raise ArgumentError(f"backend='native' runs on CPU tensors, got a tensor on {x.device}")
             return False
         return True
 

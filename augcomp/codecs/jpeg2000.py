@@ -6,6 +6,7 @@ import io
 
 import numpy as np
 
+from augcomp._errors import ArgumentError
 from augcomp.codecs._containers import j2k_tile_data_bytes, jp2_codestream
 from augcomp.codecs.library import LibraryCodec
 from augcomp.codecs.registry import CodecEntry, MissingExtraError, register
@@ -58,7 +59,7 @@ class JPEG2000Codec(LibraryCodec):
         super().__init__(entry, grad, include_header, threads, tol)
         for name, value in (("irreversible", irreversible), ("mct", mct)):
             if not isinstance(value, bool):
-                raise ValueError(f"{name} must be True or False, got {value!r}")
+                raise ArgumentError(f"{name} must be True or False, got {value!r}")
         from PIL import features
 
         if not features.check("jpg_2000"):

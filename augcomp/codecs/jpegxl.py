@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from augcomp._errors import ArgumentError
 from augcomp.codecs._containers import jxl_codestream
 from augcomp.codecs.library import LibraryCodec
 from augcomp.codecs.registry import CodecEntry, MissingExtraError, register
@@ -64,7 +65,7 @@ class JPEGXLCodec(LibraryCodec):
                  threads: int | None = None, tol: float = DEFAULT_TOL) -> None:
         super().__init__(entry, grad, include_header, threads, tol)
         if isinstance(effort, bool) or effort not in range(1, 10):
-            raise ValueError(f"effort must be an int in 1..9 (libjxl's effort; 5 is the default), got {effort!r}")
+            raise ArgumentError(f"effort must be an int in 1..9 (libjxl's effort; 5 is the default), got {effort!r}")
         import imagecodecs
 
         if not imagecodecs.JPEGXL.available:

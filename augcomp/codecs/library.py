@@ -21,6 +21,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from augcomp._errors import ArgumentError
 from augcomp.codecs._containers import curve_prior
 from augcomp.codecs.base import Codec
 from augcomp.codecs.registry import CodecEntry
@@ -92,9 +93,9 @@ class LibraryCodec(Codec):
                  threads: int | None = None, tol: float = DEFAULT_TOL) -> None:
         super().__init__(entry, grad)
         if threads is not None and (not isinstance(threads, int) or isinstance(threads, bool) or threads < 1):
-            raise ValueError(f"threads must be a positive int or None, got {threads!r}")
+            raise ArgumentError(f"threads must be a positive int or None, got {threads!r}")
         if not (isinstance(tol, (int, float)) and 0 < tol < 1):
-            raise ValueError(f"tol must be a number in (0, 1), got {tol!r}")
+            raise ArgumentError(f"tol must be a number in (0, 1), got {tol!r}")
         self.include_header = bool(include_header)
         self.threads = threads
         self.tol = float(tol)

@@ -24,6 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from augcomp._errors import ArgumentError
 from augcomp.codecs._compressai_models import (
     AUTOREGRESSIVE,
     FACTORIZED,
@@ -91,11 +92,11 @@ class NeuralCodec(Codec):
                  autocast: bool = False) -> None:
         super().__init__(entry, grad=grad)
         if metric not in arch.metrics:
-            raise ValueError(f"{entry.name} has weights for metric in {arch.metrics}, got metric={metric!r}")
+            raise ArgumentError(f"{entry.name} has weights for metric in {arch.metrics}, got metric={metric!r}")
         if not isinstance(max_batch, int) or max_batch < 1:
-            raise ValueError(f"max_batch must be a positive int, got {max_batch!r}")
+            raise ArgumentError(f"max_batch must be a positive int, got {max_batch!r}")
         if weights is not None and not pretrained:
-            raise ValueError("weights= loads trained weights; it cannot be combined with pretrained=False")
+            raise ArgumentError("weights= loads trained weights; it cannot be combined with pretrained=False")
         self.arch = arch
         self.metric = metric
         self.pretrained = bool(pretrained)
@@ -204,7 +205,7 @@ class NeuralCodec(Codec):
             return nf.png_pixels(data)
         header, strings = nf.unpack_strings(data)
         if header.get("codec") != self.name:
-            raise ValueError(f"this file was coded by {header.get('codec')!r}, not {self.name!r}")
+            raise ArgumentError(f"this file was coded by {header.get('codec')!r}, not {self.name!r}")
         gain = float(header["level"]) if self.arch.variable_rate else None
         model = self.model(1 if gain is not None else int(header["level"]), "cpu")
         image = nf.run_decompress(model, strings, header["shape"], header["height"], header["width"], gain,
@@ -422,7 +423,7 @@ def _load(name: str, arch: Arch, index: int, metric: str, pretrained: bool, weig
                         "levels": arch.num_models}
             found = {k: meta.get(k) for k in expected}
             if found != expected:
-                raise ValueError(f"the weights found for {name} describe {found}, but the codec expects {expected}")
+                raise ArgumentError(f"the weights found for {name} describe {found}, but the codec expects {expected}")
             w.load_into(model, states[index], f"{name} level {level}")
     # CDF tables for compress(); a no-op when the checkpoint carried them.
     model.update()

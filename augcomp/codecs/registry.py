@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
-from augcomp._errors import AugcompError
+from augcomp._errors import ArgumentError, ArgumentTypeError, AugcompError
 
 if TYPE_CHECKING:
     from augcomp.codecs.base import Codec
@@ -118,9 +118,9 @@ class CodecEntry:
     def __post_init__(self) -> None:
         lo, hi = self.level_range
         if not lo < hi:
-            raise ValueError(f"{self.name}: level_range must be (lo, hi) with lo < hi, got {self.level_range}")
+            raise ArgumentError(f"{self.name}: level_range must be (lo, hi) with lo < hi, got {self.level_range}")
         if self.file_kind not in FILE_KINDS:
-            raise ValueError(f"{self.name}: file_kind must be one of {FILE_KINDS}, got {self.file_kind!r}")
+            raise ArgumentError(f"{self.name}: file_kind must be one of {FILE_KINDS}, got {self.file_kind!r}")
 
     def missing(self) -> str | None:
         """Why the codec cannot be built here (a package of its extra is missing), or ``None``."""
@@ -149,8 +149,8 @@ class CodecEntry:
         accepted = self.accepted_options()
         unknown = sorted(set(options) - set(accepted)) if accepted is not None else []
         if unknown:
-            raise ValueError(f"codec {self.name!r} has no option {', '.join(map(repr, unknown))}; "
-                             f"its options are: {', '.join(accepted)}")
+            raise ArgumentError(f"codec {self.name!r} has no option {', '.join(map(repr, unknown))}; "
+                                f"its options are: {', '.join(accepted)}")
         merged = {**self.options, **options}
         codec = self.builder(self, **merged)
         codec.build_options = merged  # what the codec was built with: part of its identity in a store
@@ -173,9 +173,9 @@ _LOADED = False
 def register(codec_entry: CodecEntry, *, replace: bool = False) -> CodecEntry:
     """Adds an entry and returns it. Raises ``ValueError`` if the name exists and ``replace`` is False."""
     if not isinstance(codec_entry, CodecEntry):
-        raise TypeError(f"register takes a CodecEntry, got {type(codec_entry).__name__}")
+        raise ArgumentTypeError(f"register takes a CodecEntry, got {type(codec_entry).__name__}")
     if codec_entry.name in _REGISTRY and not replace:
-        raise ValueError(f"codec {codec_entry.name!r} is already registered; pass replace=True to replace it")
+        raise ArgumentError(f"codec {codec_entry.name!r} is already registered; pass replace=True to replace it")
     _REGISTRY[codec_entry.name] = codec_entry
     _forget(codec_entry.name)
     return codec_entry
@@ -185,7 +185,7 @@ def unregister(name: str) -> CodecEntry:
     """Removes a codec (and its built modules) and returns its entry; ``ValueError`` if it is not registered."""
     _ensure_builtin()
     if name not in _REGISTRY:
-        raise ValueError(f"codec {name!r} is not registered; registered codecs: {', '.join(_REGISTRY)}")
+        raise ArgumentError(f"codec {name!r} is not registered; registered codecs: {', '.join(_REGISTRY)}")
     _forget(name)
     return _REGISTRY.pop(name)
 
@@ -201,7 +201,7 @@ def entry(name: str) -> CodecEntry:
     """The registry entry for ``name``; ``ValueError`` naming the known codecs otherwise."""
     _ensure_builtin()
     if not isinstance(name, str) or name not in _REGISTRY:
-        raise ValueError(f"unknown codec {name!r}; known codecs: {', '.join(_REGISTRY)}")
+        raise ArgumentError(f"unknown codec {name!r}; known codecs: {', '.join(_REGISTRY)}")
     return _REGISTRY[name]
 
 

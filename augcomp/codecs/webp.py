@@ -6,6 +6,7 @@ import io
 
 import numpy as np
 
+from augcomp._errors import ArgumentError
 from augcomp.codecs._containers import webp_vp8_payload_bytes
 from augcomp.codecs.library import LibraryCodec
 from augcomp.codecs.registry import CodecEntry, MissingExtraError, register
@@ -67,7 +68,7 @@ class WebPCodec(LibraryCodec):
                  threads: int | None = None, tol: float = DEFAULT_TOL) -> None:
         super().__init__(entry, grad, include_header, threads, tol)
         if isinstance(method, bool) or method not in METHODS:
-            raise ValueError(f"method must be an int in 0..6 (libwebp's effort, 4 is its default), got {method!r}")
+            raise ArgumentError(f"method must be an int in 0..6 (libwebp's effort, 4 is its default), got {method!r}")
         from PIL import features
 
         if not features.check("webp"):

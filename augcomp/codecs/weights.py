@@ -30,7 +30,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from augcomp._errors import AugcompError
+from augcomp._errors import ArgumentError, AugcompError
 
 __all__ = [
     "ENV_VAR",
@@ -69,7 +69,7 @@ def zoo_url(zoo: str, metric: str, quality: int | None) -> str:
     if quality is None:
         table = compressai("compressai.zoo.image_vbr").model_urls[zoo]
         if metric not in table:
-            raise ValueError(f"CompressAI has no {metric!r} weights for {zoo!r}; available: {sorted(table)}")
+            raise ArgumentError(f"CompressAI has no {metric!r} weights for {zoo!r}; available: {sorted(table)}")
         return table[metric]
     return compressai("compressai.zoo.image").model_urls[zoo][metric][quality]
 
@@ -203,7 +203,7 @@ def read_state_dict(path: str | os.PathLike) -> dict[str, Tensor]:
     """
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"checkpoint {path} does not exist")
+        raise WeightsNotFoundError(f"checkpoint {path} does not exist")
     try:
         if path.suffix == ".safetensors":
             from safetensors.torch import load_file
@@ -213,7 +213,7 @@ def read_state_dict(path: str | os.PathLike) -> dict[str, Tensor]:
             state = torch.load(path, map_location="cpu", weights_only=True)
     except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError) as err:
         # torch's own message suggests weights_only=False, which would run the file's code: never the fix here.
-        raise ValueError(
+        raise ArgumentError(
             f"{path} is not a checkpoint augcomp can read safely ({type(err).__name__}). weights= takes a "
             "checkpoint saved with torch.save (a state dict, .pth or .pth.tar) or a .safetensors file, or a folder "
             "of them named as the CompressAI zoo names them"
@@ -224,7 +224,7 @@ def read_state_dict(path: str | os.PathLike) -> dict[str, Tensor]:
                 state = state[key]
                 break
     if not isinstance(state, dict):
-        raise ValueError(f"{path} does not hold a state dict")
+        raise ArgumentError(f"{path} does not hold a state dict")
     return state
 
 
@@ -322,4 +322,4 @@ def load_into(model: torch.nn.Module, state: dict[str, Tensor], what: str) -> No
     try:
         model.load_state_dict(state)
     except (RuntimeError, KeyError) as e:
-        raise ValueError(f"the weights for {what} do not fit {type(model).__name__}: {e}") from e
+        raise ArgumentError(f"the weights for {what} do not fit {type(model).__name__}: {e}") from e

@@ -19,7 +19,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset, Subset
 
-from augcomp.data._checks import BadFileError, scan
+from augcomp.data._checks import BadFileError, DatasetNotFoundError, scan
 from augcomp.data.ade20k import ADE20K, IGNORE_INDEX
 from augcomp.data.coco import CocoDetection
 from augcomp.data.imagefolder import ImageFolderClassification
@@ -32,6 +32,7 @@ __all__ = [
     "CATEGORIES",
     "CocoDetection",
     "CodecMix",
+    "DatasetNotFoundError",
     "Encode",
     "IGNORE_INDEX",
     "ImageFolderClassification",

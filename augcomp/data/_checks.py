@@ -24,7 +24,7 @@ from PIL import Image, UnidentifiedImageError
 
 from augcomp._errors import AugcompError
 
-__all__ = ["BadFileError", "header_fault", "load_image", "load_mask", "pair_fault", "scan"]
+__all__ = ["BadFileError", "DatasetNotFoundError", "header_fault", "load_image", "load_mask", "pair_fault", "scan"]
 
 # The last bytes of a complete file, by Pillow format: a truncated file lacks them. (Some JPEG writers add bytes
 # after the EOI marker; the marker is then looked for in the last few bytes.)
@@ -47,6 +47,11 @@ class BadFileError(AugcompError, ValueError):
         self.path = None if path is None else str(path)
         self.fault = fault
         super().__init__(f"{path}: {fault}" if path is not None and fault is not None else message)
+
+
+class DatasetNotFoundError(AugcompError, FileNotFoundError):
+    """A dataset is not where ``--data-root`` (or ``root``) points: a folder or annotation file of its layout is
+    missing, or it holds no images. The message shows the layout expected."""
 
 
 def _reason(exc: BaseException) -> str:

@@ -14,7 +14,7 @@ from torch.utils.data import Dataset
 from torchvision import tv_tensors
 from torchvision.transforms import v2
 
-from augcomp.data._checks import load_image, load_mask, pair_fault
+from augcomp.data._checks import DatasetNotFoundError, load_image, load_mask, pair_fault
 
 __all__ = ["ADE20K", "IGNORE_INDEX", "segmentation_transform"]
 
@@ -61,7 +61,7 @@ class ADE20K(Dataset):
         self.images_dir = base / "images" / split
         self.masks_dir = base / "annotations" / split
         if not self.images_dir.is_dir() or not self.masks_dir.is_dir():
-            raise FileNotFoundError(
+            raise DatasetNotFoundError(
                 f"ADE20K expects {base}/images/{split}/*.jpg and {base}/annotations/{split}/*.png; "
                 f"{self.images_dir if not self.images_dir.is_dir() else self.masks_dir} is missing"
             )
@@ -69,10 +69,10 @@ class ADE20K(Dataset):
         for img in sorted(self.images_dir.glob("*.jpg")):
             mask = self.masks_dir / (img.stem + ".png")
             if not mask.is_file():
-                raise FileNotFoundError(f"no annotation {mask} for image {img}")
+                raise DatasetNotFoundError(f"no annotation {mask} for image {img}")
             self.items.append((img, mask))
         if not self.items:
-            raise FileNotFoundError(f"no images in {self.images_dir}")
+            raise DatasetNotFoundError(f"no images in {self.images_dir}")
         self.transform = segmentation_transform(split == "training" if train is None else train, image_size)
 
     def __len__(self) -> int:

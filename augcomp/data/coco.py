@@ -16,7 +16,7 @@ from torch.utils.data import Dataset
 from torchvision import tv_tensors
 from torchvision.transforms import v2
 
-from augcomp.data._checks import BadFileError, header_fault, load_image
+from augcomp.data._checks import BadFileError, DatasetNotFoundError, header_fault, load_image
 
 __all__ = ["CocoDetection", "detection_transform"]
 
@@ -88,7 +88,7 @@ class CocoDetection(Dataset):
         self.images_dir = self.root / split
         ann = Path(annotation_file) if annotation_file else self.root / "annotations" / f"instances_{split}.json"
         if not ann.is_file():
-            raise FileNotFoundError(
+            raise DatasetNotFoundError(
                 f"no annotation file {ann}: a COCO dataset has {self.root}/annotations/instances_{split}.json and the "
                 f"images in {self.images_dir}/"
             )
@@ -97,7 +97,7 @@ class CocoDetection(Dataset):
         self.train = split.startswith("train") if train is None else train
         self.categories = {int(c["id"]): c["name"] for c in data.get("categories", [])}
         if not self.categories:
-            raise ValueError(f"{ann} lists no categories")
+            raise BadFileError(path=ann, fault="lists no categories")
         per_image: dict[int, list[dict]] = defaultdict(list)
         for a in data.get("annotations", []):
             per_image[int(a["image_id"])].append(a)
@@ -108,7 +108,7 @@ class CocoDetection(Dataset):
                 continue
             self.images.append((img, anns))
         if not self.images:
-            raise ValueError(f"{ann} holds no usable images")
+            raise BadFileError(path=ann, fault="holds no usable images")
         self.transform = detection_transform(self.train, max_size)
 
     @property

@@ -10,7 +10,7 @@ from torch.utils.data import Dataset
 from torchvision.datasets.folder import IMG_EXTENSIONS, find_classes, make_dataset
 from torchvision.transforms import v2
 
-from augcomp.data._checks import header_fault, load_image
+from augcomp.data._checks import DatasetNotFoundError, header_fault, load_image
 
 __all__ = ["ImageFolderClassification", "classification_transform"]
 
@@ -42,17 +42,22 @@ class ImageFolderClassification(Dataset):
                  classes: list[str] | None = None) -> None:
         self.root = Path(root) / split
         if not self.root.is_dir():
-            raise FileNotFoundError(
+            raise DatasetNotFoundError(
                 f"no folder {self.root}: an ImageFolder dataset has {Path(root)}/{split}/<class name>/<image files>"
             )
         if classes is None:
-            classes, class_to_idx = find_classes(str(self.root))
+            try:
+                classes, class_to_idx = find_classes(str(self.root))
+            except FileNotFoundError as e:  # torchvision's: no class folder in the split
+                raise DatasetNotFoundError(
+                    f"{e}: an ImageFolder dataset has {self.root}/<class name>/<image files>"
+                ) from e
         else:
             class_to_idx = {c: i for i, c in enumerate(classes)}
         self.classes = list(classes)
         self.samples = make_dataset(str(self.root), class_to_idx, extensions=IMG_EXTENSIONS)
         if not self.samples:
-            raise FileNotFoundError(f"no images under {self.root}")
+            raise DatasetNotFoundError(f"no images under {self.root}")
         self.transform = classification_transform(split == "train" if train is None else train, image_size)
 
     @property

@@ -26,6 +26,8 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 
+from augcomp._errors import ArgumentError
+
 __all__ = ["CATEGORIES", "Scene", "SceneConfig", "SyntheticScenes", "make_scene", "PRESETS"]
 
 CATEGORIES: tuple[str, ...] = (
@@ -72,11 +74,11 @@ class SceneConfig:
 
     def __post_init__(self) -> None:
         if not 1 <= self.num_categories <= len(CATEGORIES):
-            raise ValueError(f"num_categories must be in [1, {len(CATEGORIES)}], got {self.num_categories}")
+            raise ArgumentError(f"num_categories must be in [1, {len(CATEGORIES)}], got {self.num_categories}")
         if self.size < 16:
-            raise ValueError(f"size must be >= 16 pixels, got {self.size}")
+            raise ArgumentError(f"size must be >= 16 pixels, got {self.size}")
         if not 1 <= self.objects[0] <= self.objects[1]:
-            raise ValueError(f"objects must be a (lo, hi) range with 1 <= lo <= hi, got {self.objects}")
+            raise ArgumentError(f"objects must be a (lo, hi) range with 1 <= lo <= hi, got {self.objects}")
 
 
 # Presets per task: classification scenes centre one large object; detection and segmentation scenes hold several
@@ -303,9 +305,9 @@ class SyntheticScenes(Dataset):
     def __init__(self, task: str, size: int, seed: int = 0, config: SceneConfig | None = None,
                  cache: bool = True) -> None:
         if task not in PRESETS:
-            raise ValueError(f"task must be one of {sorted(PRESETS)}, got {task!r}")
+            raise ArgumentError(f"task must be one of {sorted(PRESETS)}, got {task!r}")
         if size < 1:
-            raise ValueError(f"size must be >= 1, got {size}")
+            raise ArgumentError(f"size must be >= 1, got {size}")
         self.task = task
         self.size = int(size)
         self.seed = int(seed)

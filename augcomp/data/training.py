@@ -31,6 +31,7 @@ from torch import Tensor
 from torch.utils.data import Dataset, get_worker_info
 
 from augcomp import codecs
+from augcomp._errors import ArgumentError
 from augcomp._random import keyed_generator, keyed_seed
 
 __all__ = ["CodecMix", "Encode", "SampleKey", "TrainingSamples", "VariantSource"]
@@ -61,15 +62,15 @@ class CodecMix:
 
     def __init__(self, names: Sequence[str], bpp: float | tuple[float, float], clean_share: float) -> None:
         if isinstance(names, str) or not names or not all(isinstance(n, str) for n in names):
-            raise ValueError(f"names must be a non-empty list of codec names, got {names!r}; known codecs: "
-                             f"{', '.join(codecs.list())}")
+            raise ArgumentError(f"names must be a non-empty list of codec names, got {names!r}; known codecs: "
+                                f"{', '.join(codecs.list())}")
         self.names = list(names)
         self.in_loader = tuple(not codecs.entry(n).tensor_path for n in self.names)
         lo, hi = (bpp, bpp) if isinstance(bpp, (int, float)) else tuple(bpp)
         if not (0 < lo <= hi and math.isfinite(hi)):
-            raise ValueError(f"bpp must be a positive number or a (lo, hi) range with 0 < lo <= hi, got {bpp!r}")
+            raise ArgumentError(f"bpp must be a positive number or a (lo, hi) range with 0 < lo <= hi, got {bpp!r}")
         if isinstance(clean_share, bool) or not 0.0 <= clean_share <= 1.0:
-            raise ValueError(f"clean_share must be a number in [0, 1], got {clean_share!r}")
+            raise ArgumentError(f"clean_share must be a number in [0, 1], got {clean_share!r}")
         self.bpp, self.clean_share = (float(lo), float(hi)), float(clean_share)
 
     def draw(self, generator: torch.Generator) -> tuple[int, float]:

@@ -14,6 +14,7 @@ from typing import Any
 
 import torch
 
+from augcomp._errors import ArgumentError
 from augcomp.store import ENGINES, CodecWork, Store, image_hash, key_for, run_local, run_ray
 
 __all__ = ["TASKS", "precompute", "split_dataset"]
@@ -39,7 +40,7 @@ def split_dataset(task: str, data_root: str | None, split: str, image_size: int 
     if image_size is not None:
         argv += ["--image-size", str(image_size)]
     if data_root is None and split != "val":
-        raise ValueError(f"--split {split!r}: without --data-root the synthetic scenes have one sweep split, 'val'")
+        raise ArgumentError(f"--split {split!r}: without --data-root the synthetic scenes have one sweep split, 'val'")
     args = parse_args(make_parser(t, description="precompute"), t, argv)
     data = t.build_data(args)
     return data.val
@@ -85,15 +86,15 @@ def precompute(*, task: str, data_root: str | None, split: str, codecs: Sequence
     from augcomp import codecs as registry
 
     if engine not in ENGINES:
-        raise ValueError(f"--engine must be one of {ENGINES}, got {engine!r}")
+        raise ArgumentError(f"--engine must be one of {ENGINES}, got {engine!r}")
     if not isinstance(workers, int) or workers < 1:
-        raise ValueError(f"--workers must be a positive integer, got {workers!r}")
+        raise ArgumentError(f"--workers must be a positive integer, got {workers!r}")
     if not isinstance(flush_every, int) or flush_every < 1:
-        raise ValueError(f"--flush-every must be a positive integer, got {flush_every!r}")
+        raise ArgumentError(f"--flush-every must be a positive integer, got {flush_every!r}")
     if task not in TASKS:
-        raise ValueError(f"--task must be one of {TASKS}, got {task!r}")
+        raise ArgumentError(f"--task must be one of {TASKS}, got {task!r}")
     if not codecs or not bpp_grid:
-        raise ValueError("--codecs and --bpp-grid must each name at least one value")
+        raise ArgumentError("--codecs and --bpp-grid must each name at least one value")
     start = time.perf_counter()
     built = {name: registry.get(name) for name in codecs}  # fails here, before any work, on a bad codec
     dataset = split_dataset(task, data_root, split, image_size)

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from augcomp._errors import ArgumentError
 from augcomp.functional._cache import constant_cache
 from augcomp.functional.color import rgb_to_ycbcr_float, rgb_to_ycbcr_int, ycbcr_to_rgb_float, ycbcr_to_rgb_int
 from augcomp.functional.dct import block_dct, block_idct, blockify, fdct_islow, idct_islow, unblockify
@@ -83,7 +84,7 @@ class JPEGLayout:
 def jpeg_layout(channels: int, height: int, width: int, subsampling: str = "420") -> JPEGLayout:
     """The :class:`JPEGLayout` for an image size. ``subsampling`` is ``"420"`` or ``"444"`` (ignored for C=1)."""
     if subsampling not in SUBSAMPLINGS:
-        raise ValueError(f"subsampling must be one of {SUBSAMPLINGS}, got {subsampling!r}")
+        raise ArgumentError(f"subsampling must be one of {SUBSAMPLINGS}, got {subsampling!r}")
     return _make_layout(channels, height, width, subsampling)
 
 

@@ -11,6 +11,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from augcomp._errors import ArgumentError, ArgumentTypeError
 from augcomp.store._format import Entry, checksum, codec_id, entry_key, image_hash
 
 __all__ = ["CodecWork", "TARGET_KINDS", "coded_images", "encode_entries", "key_for"]
@@ -65,9 +66,9 @@ def encode_entries(images: Sequence[Tensor], codec: str, target_kind: str, targe
     from augcomp import compress
 
     if target_kind not in TARGET_KINDS:
-        raise ValueError(f"target_kind must be one of {TARGET_KINDS}, got {target_kind!r}")
+        raise ArgumentError(f"target_kind must be one of {TARGET_KINDS}, got {target_kind!r}")
     if len(targets) != len(images):
-        raise ValueError(f"targets has {len(targets)} values for {len(images)} images")
+        raise ArgumentError(f"targets has {len(targets)} values for {len(images)} images")
     module = _codec(codec, options)
     identity = module.identity()
     cid, ident_text = codec_id(identity), json.dumps(identity, sort_keys=True)
@@ -76,7 +77,7 @@ def encode_entries(images: Sequence[Tensor], codec: str, target_kind: str, targe
     groups: dict[tuple[int, ...], list[int]] = {}
     for i, im in enumerate(images):
         if im.dtype != torch.uint8:
-            raise TypeError(f"store entries are made from uint8 images, got {im.dtype}")
+            raise ArgumentTypeError(f"store entries are made from uint8 images, got {im.dtype}")
         key = tuple(im.shape) if module.entry.batch_invariant else (i,)
         groups.setdefault(key, []).append(i)
     entries: list[Entry | None] = [None] * len(images)

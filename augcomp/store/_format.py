@@ -16,6 +16,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from augcomp._errors import ArgumentTypeError
+
 __all__ = ["Entry", "SCHEMA_FIELDS", "codec_id", "entry_key", "image_hash", "checksum", "schema"]
 
 FORMAT = "augcomp-store"
@@ -34,7 +36,7 @@ def image_hash(image: Tensor | np.ndarray) -> str:
     """
     if isinstance(image, Tensor):
         if image.dtype != torch.uint8:
-            raise TypeError(f"stores key uint8 images, got {image.dtype}")
+            raise ArgumentTypeError(f"stores key uint8 images, got {image.dtype}")
         image = image.detach().cpu().contiguous().numpy()
     h = hashlib.sha256(repr(tuple(image.shape)).encode())
     h.update(np.ascontiguousarray(image).tobytes())

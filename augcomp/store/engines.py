@@ -17,6 +17,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from augcomp._errors import ArgumentError
+from augcomp.codecs.registry import MissingExtraError
 from augcomp.store._format import Entry
 
 __all__ = ["ENGINES", "code_items", "run_local", "run_ray"]
@@ -65,7 +67,7 @@ def run_local(items: Sequence[dict[str, Any]], workers: int, chunk: int | None =
     """Codes ``items`` in a pool of ``workers`` processes (in this process when ``workers`` is 1); yields the entries
     of each finished chunk as it finishes."""
     if workers < 1:
-        raise ValueError(f"workers must be >= 1, got {workers}")
+        raise ArgumentError(f"workers must be >= 1, got {workers}")
     chunks = _chunks(items, _chunk_size(len(items), workers, chunk))
     if workers == 1:
         previous = os.environ.get("AUGCOMP_THREADS")
@@ -118,7 +120,7 @@ def run_ray(items: Sequence[dict[str, Any]], workers: int, address: str | None =
     try:
         import ray
     except ImportError as e:
-        raise ImportError("--engine ray needs Ray Data: pip install 'augcomp[ray]'") from e
+        raise MissingExtraError("--engine ray needs Ray Data: pip install 'augcomp[ray]'") from e
     if not ray.is_initialized():
         kwargs: dict[str, Any] = {"address": address, "include_dashboard": False, "log_to_driver": False}
         if address is None:
