@@ -13,7 +13,13 @@ This module imports nothing from augcomp: every layer may raise these.
 
 from __future__ import annotations
 
-__all__ = ["AugcompError", "ArgumentError", "ArgumentTypeError"]
+import errno
+
+__all__ = ["AugcompError", "ArgumentError", "ArgumentTypeError", "DISK_ERRNOS"]
+
+# The errnos of an OSError that the disk or its permissions caused, not a bug: the command and the recipes report
+# these as one line too.
+DISK_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.EFBIG})
 
 
 class AugcompError(Exception):

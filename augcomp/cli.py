@@ -8,7 +8,8 @@
     augcomp grid photo.png --codecs jpeg,augcomp-tiny --bpp 0.1,0.3,1.0 -o grid.png
     augcomp bench --batch 64 --size 224
 
-Errors (a missing file, an unknown codec, a bad number) print one line on stderr and return a non-zero status.
+Errors the user can fix (a missing file, an unknown codec, a bad number: every :class:`~augcomp.AugcompError`) print
+one line on stderr and return a non-zero status; any other exception is a bug and keeps its traceback.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from typing import Any, NoReturn
 import torch
 from torch import Tensor
 
-from augcomp._errors import AugcompError
+from augcomp._errors import DISK_ERRNOS, AugcompError
 
 __all__ = ["LABEL_HEIGHT", "PAD", "build_parser", "codec_rows", "grid_size", "main", "render_grid"]
 
@@ -413,16 +414,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         return args.func(args)
     except CLIError as err:
         return _fail(str(err), 2)
-    except SystemExit as done:  # --help and --version
-        return done.code if isinstance(done.code, int) else 0
+    except SystemExit as done:
+        if isinstance(done, AugcompError):
+            # A recipe parser's usage error (precompute reads a recipe's options); its code is "error: ...".
+            return _fail(str(done.code).removeprefix("error: "), 2)
+        return done.code if isinstance(done.code, int) else 0  # --help and --version
     except KeyboardInterrupt:
         return _fail("interrupted", 130)
-    except (ValueError, TypeError, OSError, ImportError, RuntimeError) as err:
+    except AugcompError as err:
         # Library errors (weights not found, values out of range) already say what to do; show them, not a trace.
-        return _fail(" ".join(str(err).split()) or type(err).__name__, 1)
+        return _fail(str(err), 1)
+    except OSError as err:
+        if err.errno not in DISK_ERRNOS:
+            raise
+        return _fail(f"{err.strerror or err}: {err.filename}" if err.filename else str(err), 1)
 
 
 def _fail(message: str, status: int) -> int:
+    message = " ".join(message.split())
     print(f"augcomp: error: {message}", file=sys.stderr)
     return status
 

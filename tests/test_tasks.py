@@ -436,7 +436,6 @@ def test_expected_failures_end_with_one_line(monkeypatch, capsys):
         (OSError(errno.ENOSPC, "No space left on device", "/out/ckpt/model.safetensors"), "No space left on device"),
         (OSError(errno.EROFS, "Read-only file system", "/out/state.json"), "cannot write /out/state.json"),
         (PermissionError(errno.EACCES, "Permission denied", "/out/results.json"), "Permission denied"),
-        (RuntimeError("[enforce fail at inline_container.cc:603] . unexpected pos 4992 vs 4880"), "saving failed"),
     ]
     mistakes = [(OutputDirError("another run is using /out"), "another run is using /out"),
                 (PretrainedUnavailableError("offline, no weights"), "offline, no weights")]

@@ -6,18 +6,10 @@ offline without cached weights, Ctrl-C): the message says what to do, and a trac
 
 from __future__ import annotations
 
-import errno
+from augcomp._errors import DISK_ERRNOS, AugcompError
 
-from augcomp._errors import AugcompError
+__all__ = ["DISK_ERRNOS", "OutputDirError", "RecipeError", "SaveError", "bad_file_message", "one_line"]
 
-__all__ = ["OutputDirError", "RecipeError", "bad_file_message", "one_line"]
-
-# Writing failed because of the disk or its permissions, not because of a bug.
-DISK_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.EFBIG}
-# How those failures read when they come through torch's C++ writer or safetensors' Rust one.
-_DISK_WORDS = ("No space left", "Read-only file system", "Permission denied", "Disk quota", "StorageFull",
-               "ReadOnlyFilesystem", "PermissionDenied", "File too large")
-_WRITER_WORDS = ("inline_container.cc", "PytorchStreamWriter", "SafetensorError", "Error while serializing")
 RESUME_HINT = "then continue with --resume"
 
 
@@ -29,8 +21,13 @@ class OutputDirError(RecipeError):
     """The output folder cannot be used: taken by another run, holding an earlier run, or reaching outside itself."""
 
 
-def _first_line(text: str) -> str:
-    return text.strip().splitlines()[0] if text.strip() else ""
+class SaveError(RecipeError):
+    """Saving a checkpoint failed on a full or unwritable disk.
+
+    torch's C++ writer and safetensors' Rust writer report such a failure without an errno (a ``RuntimeError``, a
+    ``SafetensorError``); :func:`augcomp.experiment.io.saving` tells it from a bug by the folder's free space and
+    permissions and raises this instead.
+    """
 
 
 def bad_file_message(exc: BaseException) -> str:
@@ -45,26 +42,21 @@ def bad_file_message(exc: BaseException) -> str:
 def one_line(exc: BaseException) -> str | None:
     """The one-line message for an expected failure, or None for anything else (a bug: keep its traceback).
 
+    Expected failures are chosen by type: an :class:`~augcomp.AugcompError`, or an ``OSError`` whose errno says the
+    disk is full or not writable.
+
     Args:
         exc: the exception that ended the run.
     """
     from augcomp.data import BadFileError
-    from augcomp.experiment.codecs import CodecUnavailableError
-    from augcomp.tasks.base import CheckpointError, PretrainedUnavailableError
 
-    if isinstance(exc, (RecipeError, CodecUnavailableError, PretrainedUnavailableError, CheckpointError)):
-        return str(exc)
     if isinstance(exc, BadFileError):
         # The header scan passed this file; only decoding it showed the fault, so --skip-bad-files cannot help.
         return f"{bad_file_message(exc)}; remove or replace the file and run again"
+    if isinstance(exc, AugcompError):
+        return " ".join(str(exc).split()) or type(exc).__name__
     if isinstance(exc, OSError) and exc.errno in DISK_ERRNOS:
         where = f" {exc.filename}" if exc.filename else ""
         return (f"cannot write{where}: {exc.strerror or exc}. Free some space or make the folder writable (or choose "
                 f"another --output-dir), {RESUME_HINT}")
-    text = f"{type(exc).__name__}: {exc}"
-    if any(w in text for w in _WRITER_WORDS) or (isinstance(exc, OSError) and any(w in text for w in _DISK_WORDS)):
-        return (f"saving failed ({_first_line(str(exc))[:200]}); the disk is probably full or not writable. Free some "
-                f"space or choose another --output-dir, {RESUME_HINT}")
-    if isinstance(exc, RuntimeError) and any(w in text for w in _DISK_WORDS):
-        return f"saving failed ({_first_line(str(exc))[:200]}). Free some space, {RESUME_HINT}"
     return None

@@ -8,18 +8,20 @@ destination that a symbolic link would take outside ``root``.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from augcomp.experiment.errors import OutputDirError
+from augcomp.experiment.errors import RESUME_HINT, OutputDirError, SaveError
 
 __all__ = [
     "ensure_within",
@@ -28,6 +30,7 @@ __all__ = [
     "atomic_write_json",
     "atomic_torch_save",
     "atomic_savefig",
+    "saving",
     "replace_dir",
     "resolve_dir",
     "RunState",
@@ -38,6 +41,8 @@ PHASES: tuple[str, ...] = ("clean", "sweep_before", "finetune", "sweep_after", "
 
 
 _UMASK_LOCK = threading.Lock()
+# Below this much free space, a failed save is the disk's fault: the writer's own partial file may have taken the rest.
+LOW_SPACE_BYTES = 16 * 2**20
 
 
 def file_mode() -> int:
@@ -126,12 +131,56 @@ def atomic_write_json(path: str | os.PathLike, obj: Any, root: str | os.PathLike
     atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=False) + "\n", root)
 
 
+def _disk_trouble(path: Path) -> str | None:
+    """Why writing under ``path`` fails because of its disk (full, or the folder not writable), or None."""
+    folder = path if path.is_dir() else path.parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    if not os.access(folder, os.W_OK | os.X_OK):
+        return f"{folder} is not writable"
+    try:
+        free = shutil.disk_usage(folder).free
+    except OSError:
+        return None
+    return f"{free / 2**20:.1f} MiB free on its disk" if free < LOW_SPACE_BYTES else None
+
+
+@contextlib.contextmanager
+def saving(path: str | os.PathLike) -> Iterator[None]:
+    """Raises :class:`SaveError` for a save under ``path`` that failed because of the disk.
+
+    An ``OSError`` passes through (its errno already says what happened). torch's C++ writer and safetensors' Rust
+    writer report a full or read-only disk as a plain ``RuntimeError`` or ``SafetensorError``: such a failure becomes
+    a :class:`SaveError` when the folder has (almost) no free space or is not writable, and keeps its traceback
+    otherwise, since it is then a bug.
+
+    Args:
+        path: the file or folder being written.
+    """
+    try:
+        yield
+    except OSError:
+        raise
+    except Exception as e:
+        trouble = _disk_trouble(Path(path))
+        if trouble is None:
+            raise
+        first = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
+        raise SaveError(f"saving {path} failed ({first}); {trouble}. Free some space or make the folder writable "
+                        f"(or choose another --output-dir), {RESUME_HINT}") from e
+
+
 def atomic_torch_save(obj: Any, path: str | os.PathLike, root: str | os.PathLike | None = None) -> None:
-    """:func:`torch.save` to ``path`` atomically (``root``: see :func:`atomic_write_text`)."""
+    """:func:`torch.save` to ``path`` atomically (``root``: see :func:`atomic_write_text`).
+
+    Raises:
+        SaveError: the disk is full or the folder not writable (see :func:`saving`).
+    """
     path = _prepare(path, root)
     tmp = _tmp_path(path)
     try:
-        torch.save(obj, tmp)
+        with saving(tmp):
+            torch.save(obj, tmp)
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)

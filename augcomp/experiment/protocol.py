@@ -30,6 +30,7 @@ from augcomp.experiment.io import (
     file_mode,
     replace_dir,
     resolve_dir,
+    saving,
 )
 from augcomp.experiment.loops import WORK_KEYS, evaluate, train_epoch, warmup_cosine
 from augcomp.experiment.report import build_results, point_key, write_report
@@ -323,7 +324,8 @@ class Protocol:
         if acc.is_main_process and tmp.exists():
             shutil.rmtree(tmp)
         acc.wait_for_everyone()
-        acc.save_state(str(tmp))
+        with saving(tmp):
+            acc.save_state(str(tmp))
         rng.save(random_state, rng.state_file(tmp, acc.process_index))
         acc.wait_for_everyone()
         if acc.is_main_process:

@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from augcomp._errors import AugcompError
 from augcomp.experiment.args import UsageError
 from augcomp.experiment.codecs import resolve_codecs
 from augcomp.experiment.errors import RecipeError, bad_file_message, one_line
@@ -236,6 +237,9 @@ def recipe_entry_point(task: Task, description: str, argv: list[str] | None = No
     ``error: ...`` and exit status 1 (2 for a mistake in the command line, as argparse's), Ctrl-C with a hint to
     resume and status 130; anything else keeps its traceback.
 
+    Expected failures are known by their type: an :class:`~augcomp.AugcompError`, or an ``OSError`` of a full or
+    unwritable disk (see :func:`~augcomp.experiment.errors.one_line`).
+
     The line is printed once, by the main process, also under ``accelerate launch`` (see :func:`_fail`).
     """
     try:
@@ -247,7 +251,7 @@ def recipe_entry_point(task: Task, description: str, argv: list[str] | None = No
         sys.exit(130)
     except UsageError as e:
         _fail(str(e.code), status=2)
-    except Exception as e:
+    except (AugcompError, OSError) as e:
         message = one_line(e)
         if message is None:
             raise
