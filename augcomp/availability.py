@@ -28,6 +28,7 @@ from typing import Any
 import torch
 
 from augcomp import codecs
+from augcomp._errors import AugcompError
 from augcomp.codecs import CodecEntry
 
 __all__ = ["DOWNLOADS", "codec_available", "codec_usability", "offline"]
@@ -92,7 +93,7 @@ def _builds(entry: CodecEntry) -> tuple[bool, str]:
     # Codecs without weights are cheap to build; one that cannot be built is not usable.
     try:
         codecs.get(entry.name)
-    except Exception as err:  # noqa: BLE001 - any failure to build means "not usable here"; the message says why
+    except _UNUSABLE as err:
         return False, f"cannot be built here ({_describe(err)})"
     return True, _USABLE[entry.weights]
 
@@ -177,9 +178,16 @@ def _probe(entry: CodecEntry, allow_download: bool) -> tuple[bool, str]:
             codec = codecs.get(entry.name)
             for level in levels:
                 codec(x, torch.tensor([level]))
-    except Exception as err:  # noqa: BLE001 - any failure to build or load means "not usable here"
+    except _UNUSABLE as err:
         return False, f"not loadable{'' if allow_download else ' offline'} ({_describe(err)})"
     return True, _USABLE.get(entry.weights, "loads")
+
+
+# What makes a codec unusable here: a missing package or library (MissingExtraError, an ImportError, or the OSError of
+# a library built without the encoder), weights not found or not loadable (WeightsNotFoundError, ArgumentError, the
+# OSError of a failed download), a codec not written yet (NotImplementedError). Any other exception is a bug of the
+# codec and keeps its traceback.
+_UNUSABLE = (AugcompError, ImportError, OSError, NotImplementedError)
 
 
 def _describe(err: BaseException) -> str:

@@ -145,23 +145,29 @@ def _disk_trouble(path: Path) -> str | None:
     return f"{free / 2**20:.1f} MiB free on its disk" if free < LOW_SPACE_BYTES else None
 
 
+def _writer_errors() -> tuple[type[BaseException], ...]:
+    try:
+        from safetensors import SafetensorError
+    except ImportError:  # accelerate then saves with torch alone
+        return (RuntimeError,)
+    return (RuntimeError, SafetensorError)
+
+
 @contextlib.contextmanager
 def saving(path: str | os.PathLike) -> Iterator[None]:
     """Raises :class:`SaveError` for a save under ``path`` that failed because of the disk.
 
-    An ``OSError`` passes through (its errno already says what happened). torch's C++ writer and safetensors' Rust
-    writer report a full or read-only disk as a plain ``RuntimeError`` or ``SafetensorError``: such a failure becomes
-    a :class:`SaveError` when the folder has (almost) no free space or is not writable, and keeps its traceback
-    otherwise, since it is then a bug.
+    torch's C++ writer and safetensors' Rust writer report a full or read-only disk as a plain ``RuntimeError`` or
+    ``SafetensorError``, without an errno: such a failure becomes a :class:`SaveError` when the folder has (almost)
+    no free space or is not writable, and keeps its traceback otherwise, since it is then a bug. Any other exception
+    passes through (an ``OSError``'s errno already says what happened).
 
     Args:
         path: the file or folder being written.
     """
     try:
         yield
-    except OSError:
-        raise
-    except Exception as e:
+    except _writer_errors() as e:
         trouble = _disk_trouble(Path(path))
         if trouble is None:
             raise
