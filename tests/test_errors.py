@@ -308,6 +308,18 @@ def test_a_user_error_through_the_command_is_one_line(tmp_path, args, needle, st
     assert needle in proc.stderr and "Traceback" not in proc.stderr
 
 
+def test_a_missing_dataset_through_precompute_is_one_line(tmp_path, capsys):
+    from augcomp import cli
+    from augcomp.data import DatasetNotFoundError
+
+    assert issubclass(DatasetNotFoundError, FileNotFoundError)  # the recipes' --data-root check still catches it
+    status = cli.main(["precompute", "--task", "cls", "--data-root", str(tmp_path / "nowhere"), "--codecs", "jpeg",
+                       "--bpp-grid", "1", "--store", str(tmp_path / "store"), "--json"])
+    err = capsys.readouterr().err
+    assert status == 1 and err.count("\n") == 1, err
+    assert err.startswith(f"augcomp: error: no folder {tmp_path / 'nowhere'}") and "ImageFolder" in err, err
+
+
 def _bug_shim(tmp_path: Path, error: str, min_side: int) -> Path:
     """A ``sitecustomize`` that makes WebP's encoder raise ``error`` as a bug would, on images with a side of
     ``min_side`` pixels or more (the availability probe codes a 16-pixel image: 32 lets a recipe fail in its sweep,

@@ -9,7 +9,7 @@ writes, a locked output folder that nothing is written outside of, and one-line 
 
 from augcomp.experiment.args import make_parser, parse_args, parse_bpp_range, parse_grid
 from augcomp.experiment.codecs import CodecUnavailableError, codec_usable, resolve_codecs
-from augcomp.experiment.errors import OutputDirError, RecipeError
+from augcomp.experiment.errors import OutputDirError, RecipeError, SaveError
 from augcomp.experiment.io import RunState, atomic_torch_save, atomic_write_json, atomic_write_text
 from augcomp.experiment.loops import apply_compress, compress_images, evaluate, train_epoch, warmup_cosine
 from augcomp.experiment.outdir import claim_output_dir
@@ -31,6 +31,7 @@ __all__ = [
     "Protocol",
     "RecipeError",
     "RunState",
+    "SaveError",
     "StopRequested",
     "apply_compress",
     "atomic_torch_save",
