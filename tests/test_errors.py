@@ -213,6 +213,21 @@ def test_the_printers_print_every_augcomp_error_as_one_line(monkeypatch, capsys)
         assert line.startswith("error: what went wrong") and "\n" not in line, (cls, line)
 
 
+def test_a_full_or_read_only_disk_is_one_line_by_its_errno(monkeypatch, capsys):
+    from augcomp import cli
+    from augcomp.experiment.errors import one_line
+
+    for exc in (OSError(errno.ENOSPC, "No space left on device", "/out/a.png"),
+                PermissionError(errno.EACCES, "Permission denied", "/out/a.png")):
+        def fail(*a, exc=exc, **k):
+            raise exc
+
+        monkeypatch.setattr(cli, "cmd_codecs", fail)
+        assert cli.main(["codecs"]) == 1
+        assert capsys.readouterr().err == f"augcomp: error: {exc.strerror}: /out/a.png\n"
+        assert one_line(exc).startswith(f"cannot write /out/a.png: {exc.strerror}") and "--resume" in one_line(exc)
+
+
 @pytest.mark.parametrize("bug", [IndexError("a bug"), ValueError("a bug"), KeyError("a bug"),
                                  RuntimeError("[enforce fail at inline_container.cc:603] . unexpected pos 4992"),
                                  FileNotFoundError(errno.ENOENT, "No such file", "/nowhere")])
