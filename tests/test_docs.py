@@ -122,3 +122,25 @@ def test_docs_readme_is_a_landing_page() -> None:
     assert links, "the README links into the docs"
     for link in links:
         assert (ROOT / link).exists(), link
+
+
+def test_docs_recipe_docstrings_name_their_siblings_and_default_codecs() -> None:
+    import ast
+
+    from augcomp.codecs import entry
+    from augcomp.tasks.settings import DEFAULT_CODECS
+
+    recipes = ("cls", "det", "seg")
+    words = {"jpeg": "JPEG", "jpeg2000": "JPEG 2000", "avif": "AVIF", "webp": "WebP", "jpegxl": "JPEG XL",
+             "heic": "HEIC"}
+    for name in recipes:
+        doc = ast.get_docstring(ast.parse((ROOT / "recipes" / f"{name}.py").read_text()))
+        siblings = " and ".join(f"``{s}.py``" for s in recipes if s != name)
+        assert f"shared with {siblings}" in doc, name
+        line = next(line for line in doc.splitlines() if "(default:" in line and "one codec per family" in line)
+        listed = line.split("(default:")[1].split(", one codec per family")[0]
+        codecs = DEFAULT_CODECS.split(",")
+        for c in codecs:
+            entry(c)  # a default that is not a codec would fail here
+        expected = [words.get(c, c) for c in codecs]
+        assert listed.strip() == ", ".join(expected[:-1]) + " and " + expected[-1], (name, listed)
