@@ -92,7 +92,7 @@ def table_defaults() -> str:
     for result in runs.values():
         codec_names += [c for c in lowest_rows(result) if c not in codec_names]
     header = ["task (metric, wall time)", "clean before → after"]
-    header += [f"{c} (lowest target)" for c in codec_names]
+    header += codec_names
     rows = []
     for task, result in runs.items():
         metric = METRIC_NAMES.get(result["metric"], result.get("metric_label", result["metric"]))
