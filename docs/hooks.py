@@ -236,7 +236,7 @@ def table_codecs_speed() -> str:
 def table_rd_agreement() -> str:
     """How far augcomp's tensor JPEG is from libjpeg-turbo over every (image, quality) pair."""
     a = load("rd.json")["rd"]["agreement"]
-    return _table(["max |ΔPSNR| (dB)", "max |Δbpp|", "max |Δbits|", "identical decodes"],
+    return _table(["largest ΔPSNR (dB)", "largest Δbpp", "largest Δbits", "identical decodes"],
                   [[_num(a["max_abs_dpsnr_db"], ".4f"), _num(a["max_abs_dbpp"], ".6f"), _num(a["max_abs_dbits"], ".0f"),
                     f"{a['identical_images']}/{a['pairs']}"]])
 
