@@ -37,7 +37,7 @@ MARKER = re.compile(r"<!-- table: ([\w-]+) -->(?:\n(?:(?!<!-- table:).)*?<!-- en
 END = "<!-- end table -->"
 
 TASKS = {"seg": "segmentation", "cls": "classification", "det": "detection"}
-METRIC_NAMES = {"miou": "mIoU %", "top1": "top-1 %", "map50": "mAP50 %", "map": "mAP %"}
+METRIC_NAMES = {"miou": "mIoU %", "top1": "top-1 %", "map_50": "mAP50 %", "map": "mAP %"}
 
 
 def load(name: str) -> Any:
