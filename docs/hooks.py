@@ -200,18 +200,18 @@ def table_store_speedup() -> str:
 def table_codecs_rd() -> str:
     """PSNR at fixed rates, BD-rate against JPEG and the lowest reachable rate of each codec."""
     rd = load("codecs_throughput.json")["rd"]
-    points = [str(p) for p in rd["points_bpp"]]
+    points = rd["points_bpp"]  # psnr_at is keyed by str(point), as benchmarks/codecs.py writes it
     body = []
     for r in rd["rows"]:
         cells = [f"`{r['codec']}`"]
         for p in points:
-            at = r["psnr_at"][p]
+            at = r["psnr_at"][str(p)]
             count = "" if at["crops"] == r["crops"] or at["median"] is None else f" [{at['crops']}]"
             cells.append(_num(at["median"]) + count)
         cells += [_num(r["bd_rate_vs_jpeg_pct"], "+.1f") + "%" if r["bd_rate_vs_jpeg_pct"] else "0",
                   _num(r["lowest_bpp"], ".3f"), f"{r['crops_reaching_0.1']}/{r['crops']}"]
         body.append(cells)
-    return _table(["codec"] + [f"PSNR @{p} bpp" for p in points]
+    return _table(["codec"] + [f"PSNR @{p:g} bpp" for p in points]
                   + ["BD-rate vs JPEG", "lowest bpp (median)", "crops reaching 0.1 bpp"], body)
 
 
