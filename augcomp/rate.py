@@ -63,7 +63,8 @@ def search(
         measure: ``measure(level, active)`` returns ``(B,)`` bits at ``(B,)`` levels; entries where ``active`` is
             False are ignored (a codec may skip them).
         target_bits: ``(B,)`` targets in bits, > 0.
-        low, high: the level range.
+        low: the lowest level of the range.
+        high: the highest level of the range.
         discrete: search integers only.
         increasing: whether bits grow with the level.
         start: first level tried, per sample or one number (default: the middle of the range).

@@ -458,6 +458,25 @@ def markdown(report: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+# The per-codec figures the docs' results pages read (docs/data/codecs_throughput.json); a rerun with --json replaces
+# that file, so its keys stay fixed here.
+SUMMARY_KEYS = {
+    "rd": ("codec", "psnr_at", "bd_rate_vs_jpeg_pct", "lowest_bpp", "crops_reaching_0.1", "crops"),
+    "targeting": ("codec", "share_within_5pct_in_range", "share_within_5pct_reachable", "encodes_per_sample"),
+    "speed": ("codec", "level", "fixed_images_per_s", "targeted_images_per_s", "targeted_vs_fixed_cost"),
+}
+
+
+def summary(report: dict[str, Any], command: str) -> dict[str, Any]:
+    """The per-codec rows of ``report`` with the keys of :data:`SUMMARY_KEYS`, each section naming ``command``."""
+    out: dict[str, Any] = {"source": command}
+    for section, keys in SUMMARY_KEYS.items():
+        out[section] = {"source": command, "rows": [{k: r.get(k) for k in keys} for r in report[section]["rows"]]}
+    out["rd"]["points_bpp"] = report["rd"]["points_bpp"]
+    out["speed"].update(batch=report["speed"]["batch"], size=report["speed"]["size"])
+    return _jsonable(out)
+
+
 def _jsonable(value: Any) -> Any:
     # Strict JSON: NaN and infinities (identical images have infinite PSNR) become null.
     if isinstance(value, float):
@@ -483,6 +502,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quick", action="store_true",
                    help="tiny run for smoke tests: 2 crops, 2 codecs, 6 levels, 2 targets per crop, batch of 4")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.add_argument("--json", default=None, metavar="PATH",
+                   help="also write the per-codec figures of the three sections to one JSON file (the schema of "
+                        "docs/data/codecs_throughput.json, which the docs' results pages read)")
     return p
 
 
@@ -541,6 +563,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     report["seconds"] = time.perf_counter() - start
     (out / "codecs.md").write_text(text)
     (out / "codecs.json").write_text(json.dumps(_jsonable(report), indent=2) + "\n")
+    if args.json:
+        command = "python benchmarks/codecs.py " + " ".join(argv if argv is not None else sys.argv[1:])
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(summary(report, command.strip()), indent=2) + "\n")
     print(text)
     print(f"wrote codecs.md, codecs.json, rd_codecs.png to {out} in {report['seconds']:.0f} s")
     return 0

@@ -374,6 +374,9 @@ def build_parser() -> argparse.ArgumentParser:
     """The script's options."""
     p = argparse.ArgumentParser(description="Rate-distortion curves and bpp-targeting accuracy on natural images.")
     p.add_argument("--out", default=DEFAULT_OUT, help=f"output folder (default {DEFAULT_OUT})")
+    p.add_argument("--json", default=None, metavar="PATH",
+                   help="also write both studies' results, without the per-image points, to one JSON file (the "
+                        "docs' results pages read docs/data/rd.json)")
     p.add_argument("--crop", type=int, default=None, help="centre crop of this side (default: full images)")
     p.add_argument("--codecs", default="all",
                    help="'all' (every registered codec usable here) or a comma-separated list")
@@ -476,6 +479,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     (out / "bpp_accuracy.md").write_text(acc_text)
     (out / "bpp_accuracy.json").write_text(json.dumps(accuracy, indent=2) + "\n")
 
+    if args.json:
+        # The docs' results pages are generated from this file; per-image points stay in rd.json only.
+        summary = {"source": "python benchmarks/rd.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+                   "rd": {k: v for k, v in report.items() if k != "per_image"},
+                   "bpp_accuracy": {k: v for k, v in accuracy.items() if k not in ("samples", "crops")}}
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(summary, indent=2) + "\n")
     print(text)
     print(acc_text)
     print(f"wrote rd.md, rd.json, rd_psnr.png, rd_msssim.png, bpp_accuracy.md/json/png to {out} "

@@ -4,7 +4,7 @@ The protocol (shared with ``det.py`` and ``seg.py``, implemented in :mod:`augcom
 
 1. get the clean model: ``--checkpoint``, pretrained weights by timm name, or ``--clean-epochs`` of training;
 2. sweep: top-1 on the validation set compressed at each bpp of ``--bpp-grid`` with each of ``--codecs``
-   (default: JPEG, JPEG 2000 and augcomp-tiny, one codec per family), and clean;
+   (default: JPEG, JPEG 2000, AVIF and augcomp-tiny, one codec per family), and clean;
 3. finetune one model on compressed training images (library codecs in the DataLoader workers, the torch JPEG
    and neural codecs on the device batch): per image a codec drawn from
    ``--train-codecs`` (default: the sweep's), a bpp from ``--train-bpp``, and ``--clean-share`` of them left clean;

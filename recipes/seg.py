@@ -1,11 +1,11 @@
 """Compression robustness of a semantic segmentation model, and how much finetuning on compressed images recovers.
 
-The protocol (shared with ``det.py`` and ``seg.py``, implemented in :mod:`augcomp.experiment`):
+The protocol (shared with ``cls.py`` and ``det.py``, implemented in :mod:`augcomp.experiment`):
 
 1. get the clean model: ``--checkpoint``, or ``--clean-epochs`` of training (add ``--pretrained`` to start from a
    pretrained timm backbone; the FPN head has no pretrained weights);
 2. sweep: mIoU on the validation set compressed at each bpp of ``--bpp-grid`` with each of ``--codecs``
-   (default: JPEG, JPEG 2000 and augcomp-tiny, one codec per family), and clean;
+   (default: JPEG, JPEG 2000, AVIF and augcomp-tiny, one codec per family), and clean;
 3. finetune one model on compressed training images (library codecs in the DataLoader workers, the torch JPEG
    and neural codecs on the device batch): per image a codec drawn from
    ``--train-codecs`` (default: the sweep's), a bpp from ``--train-bpp``, and ``--clean-share`` of them left clean;

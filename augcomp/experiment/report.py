@@ -123,8 +123,8 @@ def build_results(
         task: ``"cls"``, ``"det"`` or ``"seg"``.
         title: human name of the task.
         metric: the headline metric key.
-        sweep_before, sweep_after: sweep points by :func:`point_key`, each ``{"metrics": {...},
-            "achieved_bpp": float | None}``.
+        sweep_before: sweep points by :func:`point_key`, each ``{"metrics": {...}, "achieved_bpp": float | None}``.
+        sweep_after: the same after finetuning.
         codecs: codecs of the sweep, in order.
         grid: target bitrates.
         min_drop: see :func:`recovery`.

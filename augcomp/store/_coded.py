@@ -112,7 +112,8 @@ def coded_images(store: Any, images: Sequence[Tensor], codec: str, bpp: float, *
     Args:
         store: a :class:`~augcomp.store.Store`.
         images: uint8 in [0, 255].
-        codec, options: the codec and its builder options.
+        codec: the codec.
+        options: its builder options.
         bpp: the target, the same for every image.
         work: counts to add this call's work to.
 

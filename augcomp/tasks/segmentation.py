@@ -58,7 +58,8 @@ class FPNSegmenter(nn.Module):
         backbone: a timm model built with ``features_only=True``.
         num_classes: output classes.
         channels: width of the head.
-        mean, std: input normalization of the backbone.
+        mean: input normalization of the backbone, the mean subtracted per channel.
+        std: input normalization of the backbone, the standard deviation divided by per channel.
 
     Shape:
         - x: ``(B, 3, H, W)`` float in [0, 1].
