@@ -155,7 +155,8 @@ class StoredVariants:
     store's own (image content, codec identity, target). Never encodes: a missing entry raises.
 
     Args:
-        store: a :class:`~augcomp.store.Store` (opened in the training process; DataLoader workers get a copy).
+        store: a :class:`~augcomp.store.Store` (opened in the training process; DataLoader workers get a copy, with
+            the index already read).
         hint: the command that fills the store, for the message of a missing entry.
 
     Attributes:
@@ -164,21 +165,7 @@ class StoredVariants:
 
     def __init__(self, store: Any, hint: str = "") -> None:
         self.store, self.hint = store, hint
-        self._codecs: dict[str, Any] = {}
         self.variants = 0
-
-    def __getstate__(self) -> dict[str, Any]:
-        # Built codecs are rebuilt where they are used; the store's index goes along, so that a worker does not read
-        # every part file's index again.
-        return {**self.__dict__, "_codecs": {}}
-
-    def _codec(self, name: str) -> Any:
-        module = self._codecs.get(name)
-        if module is None:
-            from augcomp import codecs
-
-            module = self._codecs[name] = codecs.get(name)
-        return module
 
     def __call__(self, image: Tensor, codec: str, bpp: float, key: SampleKey) -> tuple[Tensor, float]:
         """Returns the decoded variant and its achieved bpp.
@@ -189,9 +176,10 @@ class StoredVariants:
         Raises:
             MissingVariantError: the store holds no good entry for this image, codec and target.
         """
+        from augcomp import codecs
         from augcomp.store import image_hash, key_for
 
-        module = self._codec(codec)
+        module = codecs.get(codec)  # built once per process
         entry_key = key_for(image_hash(image), module, "bpp", bpp)
         entry = self.store.read_one(entry_key)
         if entry is None or (entry.channels, entry.height, entry.width) != tuple(image.shape):
@@ -216,6 +204,7 @@ def open_variants(url: str, mix: CodecMix, seed: int, hint: str) -> StoredVarian
         MissingVariantError: the store records no variants of this mix.
         augcomp.store.StoreError: ``url`` is not a store.
     """
+    from augcomp import codecs as registry
     from augcomp.store import Store
 
     store = Store(url)
@@ -226,7 +215,10 @@ def open_variants(url: str, mix: CodecMix, seed: int, hint: str) -> StoredVarian
         raise MissingVariantError(
             f"--train-store {url} holds no variants of the finetuning mix ({','.join(mix.names)} at "
             f"{mix.bpp[0]:g}-{mix.bpp[1]:g} bpp, seed {seed}; it holds: {held}); fill it first with: {hint}")
-    store.refresh()  # read the index here: DataLoader workers get it with their copy of the source
+    # The index and the codecs are made here, once: DataLoader workers, started anew each epoch, inherit them.
+    store.refresh()
+    for name in mix.names:
+        registry.get(name)
     source = StoredVariants(store, hint.replace("--variants K", f"--variants {k}"))
     source.variants = k
     return source

@@ -141,7 +141,9 @@ class Protocol:
         # What finetuning draws from, as state.json stores it (lists, not tuples), so a resume compares equal.
         bpp = self.args.train_bpp
         return {"codecs": self.train_codecs, "bpp": list(bpp) if isinstance(bpp, tuple) else bpp,
-                "clean_share": self.args.clean_share}
+                "clean_share": self.args.clean_share,
+                # Stored variants (--train-store) are other images than variants coded in the run.
+                **({"stored_variants": self.train_source.variants} if self.train_source is not None else {})}
 
     def _open_state(self) -> RunState:
         acc, path = self.acc, self.out / "state.json"

@@ -55,8 +55,9 @@ def _check_cpu_launch() -> None:
     if env.get("ACCELERATE_USE_CPU", "").lower() == "true" and "MASTER_ADDR" in env and single:
         raise RecipeError(
             "accelerate launch --cpu with --num_processes > 1 starts a single process here (accelerate starts several "
-            "CPU processes only through mpirun); for N CPU processes run `accelerate launch --multi_gpu "
-            "--num_processes N recipes/<task>.py --cpu ...` (torchrun; the processes talk through gloo)"
+            "CPU processes only through mpirun); for N CPU processes run `torchrun --nproc_per_node N "
+            "recipes/<task>.py --cpu ...` or `accelerate launch --multi_gpu --num_processes N recipes/<task>.py "
+            "--cpu ...` (which runs torchrun; the processes talk through gloo)"
         )
 
 
