@@ -233,3 +233,19 @@ def test_recipe_trains_from_the_store_alike_with_0_and_2_workers(tmp_path):
     assert proc.returncode == 1
     assert "holds no variants of the finetuning mix" in proc.stderr and "--seed 1" in proc.stderr
     assert not (tmp_path / "s1" / "clean_model.pt").exists()
+
+
+def test_precompute_options_belong_to_one_kind_of_split(tmp_path, capsys):
+    from augcomp.cli import main as cli
+
+    store = str(tmp_path / "store")
+    assert cli(["precompute", "--task", "seg", "--variants", "2", "--bpp-grid", "0.5", "--store", store]) != 0
+    assert "--bpp-grid is for a sweep split" in capsys.readouterr().err
+    assert cli(["precompute", "--task", "seg", "--codecs", "jpeg", "--store", store]) != 0
+    assert "--bpp-grid is required for a sweep split (or give --variants K" in capsys.readouterr().err
+    assert cli(["precompute", "--task", "seg", "--codecs", "jpeg", "--bpp-grid", "0.5", "--seed", "1",
+                "--store", store]) != 0
+    assert "--seed is for a training split with --variants K" in capsys.readouterr().err
+    assert cli(["precompute", "--task", "seg", "--split", "val", "--variants", "2", "--store", store]) != 0
+    assert "the synthetic scenes' training split is 'train'" in capsys.readouterr().err
+    assert not (tmp_path / "store").exists()
