@@ -248,4 +248,6 @@ def test_precompute_options_belong_to_one_kind_of_split(tmp_path, capsys):
     assert "--seed is for a training split with --variants K" in capsys.readouterr().err
     assert cli(["precompute", "--task", "seg", "--split", "val", "--variants", "2", "--store", store]) != 0
     assert "the synthetic scenes' training split is 'train'" in capsys.readouterr().err
+    assert cli(["precompute", "--task", "seg", "--variants", "2", "--train-bpp", "2,1", "--store", store]) != 0
+    assert "--train-bpp" in capsys.readouterr().err
     assert not (tmp_path / "store").exists()

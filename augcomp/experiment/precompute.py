@@ -145,10 +145,13 @@ def _check_engine(task: str, engine: str, workers: int, flush_every: int) -> Non
 
 
 def _recipe_args(task: str, argv: list[str]) -> tuple[Any, Any]:
-    from augcomp.experiment.args import make_parser, parse_args
+    from augcomp.experiment.args import UsageError, make_parser, parse_args
 
     t = _task(task)
-    return t, parse_args(make_parser(t, description="precompute"), t, argv)
+    try:
+        return t, parse_args(make_parser(t, description="precompute"), t, argv)
+    except UsageError as e:  # a SystemExit, which the command line would take for --help
+        raise ValueError(str(e.code).removeprefix("error: ").removesuffix(" (see --help)")) from None
 
 
 def train_dataset(task: str, data_root: str | None, split: str, options: Sequence[str] = ()) -> tuple[Any, Any]:
