@@ -4,6 +4,8 @@
 
     augcomp precompute --task seg --data-root ADE --split validation --codecs jpeg,webp,avif --bpp-grid 0.2,1 \\
         --image-size 256 --store s3://bucket/ade-store --engine ray --workers 64 --ray-address auto --json
+    augcomp precompute --task seg --data-root ADE --split training --variants 4 --train-codecs jpeg2000,avif \\
+        --train-bpp 0.1,2 --store s3://bucket/ade-store --engine ray --workers 64 --ray-address auto
     augcomp store verify s3://bucket/ade-store --json
     augcomp store info s3://bucket/ade-store
 
@@ -47,11 +49,43 @@ def _positive(text: str) -> int:
     return value
 
 
-def cmd_precompute(args: argparse.Namespace) -> int:
-    """Fills the store with every missing entry of a sweep."""
-    from augcomp.experiment.precompute import precompute
+def _recipe_options(args: argparse.Namespace) -> list[str]:
+    # What decides a training set and its mix, passed on as a recipe takes it, so that the defaults are the recipe's.
+    out: list[str] = []
+    for option, value in (("--codecs", args.codecs), ("--train-codecs", args.train_codecs),
+                          ("--train-bpp", args.train_bpp), ("--seed", args.seed), ("--image-size", args.image_size),
+                          ("--train-size", args.train_size)):
+        if value is not None:
+            out += [option, ",".join(value) if isinstance(value, list) else str(value)]
+    return out
 
-    summary = precompute(task=args.task, data_root=args.data_root, split=args.split, codecs=args.codecs,
+
+def cmd_precompute(args: argparse.Namespace) -> int:
+    """Fills the store with every missing entry of a sweep, or with K variants of every training image."""
+    from augcomp.experiment.precompute import precompute, precompute_variants
+
+    if args.variants is not None:
+        if args.bpp_grid is not None:
+            raise ValueError("--bpp-grid is for a sweep split; with --variants the targets are drawn from --train-bpp")
+        summary = precompute_variants(task=args.task, data_root=args.data_root, split=args.split or "train",
+                                      variants=args.variants, store=args.store, options=_recipe_options(args),
+                                      engine=args.engine, workers=args.workers, ray_address=args.ray_address,
+                                      flush_every=args.flush_every, progress=not args.json)
+        print(f"precompute: {summary['encoded']} encoded, {summary['reused']} reused"
+              f"{', ' + str(summary['repaired']) + ' bad entries removed' if summary['repaired'] else ''}; "
+              f"{summary['variants']} variants of {summary['images']} training images "
+              f"({','.join(summary['codecs'])}, {summary['bpp'][0]:g}-{summary['bpp'][1]:g} bpp, seed "
+              f"{summary['seed']}); {summary['entries']} entries in {args.store} ({summary['seconds']:.1f} s)")
+        if args.json:
+            print(json.dumps(summary))
+        return 0
+    for option, value in (("--codecs", args.codecs), ("--bpp-grid", args.bpp_grid)):
+        if value is None:
+            raise ValueError(f"{option} is required for a sweep split (or give --variants K for a training split)")
+    for option in ("train_codecs", "train_bpp", "seed", "train_size"):
+        if getattr(args, option) is not None:
+            raise ValueError(f"--{option.replace('_', '-')} is for a training split with --variants K")
+    summary = precompute(task=args.task, data_root=args.data_root, split=args.split or "val", codecs=args.codecs,
                          bpp_grid=args.bpp_grid, image_size=args.image_size, store=args.store, engine=args.engine,
                          workers=args.workers, ray_address=args.ray_address, flush_every=args.flush_every,
                          progress=not args.json)
@@ -101,13 +135,27 @@ def add_store_commands(sub: Any) -> None:
     # Only the store (no pyarrow at import) is imported here: the command line must build on a core install.
     from augcomp.store import ENGINES
 
-    p = sub.add_parser("precompute", help="fill a store of coded files with every entry of a sweep")
+    p = sub.add_parser("precompute", help="fill a store of coded files with every entry of a sweep, or with K "
+                       "coded variants of every training image (--variants)")
     p.add_argument("--task", required=True, help="cls, det or seg: whose preprocessing and dataset layout")
     p.add_argument("--data-root", default=None, help="the dataset (default: the recipe's synthetic scenes)")
-    p.add_argument("--split", default="val", help="the split's name (default val; ADE20K: validation)")
-    p.add_argument("--codecs", required=True, type=_names, help="comma-separated codec names")
-    p.add_argument("--bpp-grid", required=True, type=_grid, help="comma-separated target bitrates")
-    p.add_argument("--image-size", type=_positive, default=None, help="the sweep's image side (default: the task's)")
+    p.add_argument("--split", default=None, help="the split's name (default val, or train with --variants; ADE20K: "
+                   "validation, training)")
+    p.add_argument("--codecs", default=None, type=_names, help="comma-separated codec names (a sweep's; with "
+                   "--variants, the mix when --train-codecs is not given, as in the recipes)")
+    p.add_argument("--bpp-grid", default=None, type=_grid, help="comma-separated target bitrates (a sweep split)")
+    p.add_argument("--image-size", type=_positive, default=None, help="the image side as the recipe takes it "
+                   "(default: the task's)")
+    p.add_argument("--variants", type=_positive, default=None, metavar="K",
+                   help="a training split: code K variants of every training image, each at a (codec, target) "
+                        "drawn from the finetuning mix, for a recipe's --train-store")
+    p.add_argument("--train-codecs", default=None, type=_names,
+                   help="with --variants: the finetuning mix (default: the recipe's, from --codecs)")
+    p.add_argument("--train-bpp", default=None, help="with --variants: the target range 'lo,hi' or one value "
+                   "(default: the recipe's finetuning range)")
+    p.add_argument("--seed", type=int, default=None, help="with --variants: the recipe run's --seed (default 0)")
+    p.add_argument("--train-size", type=_positive, default=None,
+                   help="with --variants: the recipe run's --train-size (default: the recipe's)")
     p.add_argument("--store", required=True, help="the store: a folder or an fsspec URL (s3://, gs://, ...)")
     p.add_argument("--engine", choices=ENGINES, default="local", help="local process pool, or Ray Data")
     p.add_argument("--workers", type=_positive, default=1, help="processes (local) or Ray actors (default 1)")

@@ -10,7 +10,10 @@ accelerator. Modes:
 - ``none``: no compression (decode and geometry in ``--loader-workers`` workers);
 - ``main``: library codecs in the training process, on the batch (the placement before workers did them), loading
   in ``--loader-workers`` workers;
-- ``workers-1``, ``workers-2``: library codecs in 1 or 2 DataLoader workers, where the samples are loaded.
+- ``workers-1``, ``workers-2``: library codecs in 1 or 2 DataLoader workers, where the samples are loaded;
+- ``store``: finetuning from a store (a recipe's ``--train-store``): ``--variants`` variants of every image coded
+  ahead of time (``augcomp precompute --variants K``, into a temporary store, not timed), one decoded per sample
+  in 2 workers, tensor codecs included (a stored variant is decoded on the host like any other).
 
 Then what one worker delivers, loading alone and with each library codec alone (no clean share), and so how many CPU
 workers a training speed (``--target``, images/s) needs per codec::
@@ -18,8 +21,22 @@ workers a training speed (``--target``, images/s) needs per codec::
     OMP_WAIT_POLICY=PASSIVE python benchmarks/pipeline.py     # 224 and 512, 16 images each, best of 2 passes
     python benchmarks/pipeline.py --images 8 --sizes 224 --batch-size 2 --repeats 1 --out results/bench
 
-The first batch of each pass is not timed (worker start-up). Writes ``pipeline.md``, ``pipeline.json`` and
-``pipeline.png`` to ``--out`` (default ``results/bench``), with the load average of the machine before and after.
+The first batch of each pass is not timed (worker start-up). Writes ``pipeline.md`` and ``pipeline.png`` to ``--out``
+(default ``results/bench``) and the results as JSON to ``--json`` (default ``<out>/pipeline.json``), with the load
+average of the machine before and after.
+
+JSON schema (``"schema": "augcomp-bench-rows/1"``; docs pages are generated from it)::
+
+    {"schema": "augcomp-bench-rows/1", "benchmark": "pipeline",
+     "meta": {"codecs": [...], "tensor_codecs": [...], "images": int, "batch_size": int, "loader_workers": int,
+              "repeats": int, "variants": int, "bpp": [lo, hi], "clean_share": float, "target": float,
+              "machine": str, "load": {"before": float, "after": float}},
+     "rows": [{"table": "modes" | "per_worker", "key": str, "label": str, "size": int, "images_per_s": float,
+               "workers_for_target": int | null}, ...]}
+
+One row per (table, key, size): ``table`` "modes" has the keys of :data:`MODES`; "per_worker" has ``"loading only"``,
+each library codec's name and ``"the mix (from the rows above)"``, with ``workers_for_target``, the workers that
+deliver ``meta.target`` images/s (null in "modes").
 """
 
 from __future__ import annotations
@@ -41,14 +58,18 @@ from torch.utils.data import DataLoader
 
 from augcomp import codecs
 from augcomp.data import ADE20K, CodecMix, TrainingSamples, collate
+from augcomp.data.train_store import open_variants
 from augcomp.experiment.codecs import codec_usable
 from augcomp.experiment.loops import compress_drawn
+from augcomp.experiment.precompute import precompute_variants
 from augcomp.samples import ade20k_folder
 from augcomp.tasks.settings import DEFAULT_CODECS
 
-MODES = ("none", "main", "workers-1", "workers-2")
+MODES = ("none", "main", "workers-1", "workers-2", "store")
 LABELS = {"none": "no compression ({w} loader workers)", "main": "library codecs in the training process ({w} loader "
-          "workers)", "workers-1": "library codecs in 1 worker", "workers-2": "library codecs in 2 workers"}
+          "workers)", "workers-1": "library codecs in 1 worker", "workers-2": "library codecs in 2 workers",
+          "store": "from the store ({k} variants per image, decoded in 2 workers)"}
+SCHEMA = "augcomp-bench-rows/1"
 BPP = (0.1, 2.0)
 CLEAN_SHARE = 0.25
 
@@ -80,9 +101,20 @@ def time_pass(samples: TrainingSamples, mix: CodecMix | None, workers: int, batc
     return n / (time.perf_counter() - start)
 
 
+def stored_samples(dataset: ADE20K, data: Path, size: int, names: list[str], variants: int,
+                   store: Path) -> TrainingSamples:
+    """Training samples from a store that ``augcomp precompute --variants`` fills first (not timed)."""
+    precompute_variants(task="seg", data_root=str(data), split="training", variants=variants, store=str(store),
+                        options=["--train-codecs", ",".join(names), "--train-bpp", f"{BPP[0]},{BPP[1]}",
+                                 "--image-size", str(size)], workers=2, progress=False)
+    mix = CodecMix(names, BPP, CLEAN_SHARE)
+    source = open_variants(str(store), mix, 0, hint="")
+    return TrainingSamples(dataset, 0, "finetune", mix, source=source, variants=source.variants)
+
+
 def measure(names: list[str], size: int, images: int, batch_size: int, loader_workers: int, repeats: int,
-            root: Path) -> dict[str, Any]:
-    """The four modes with the mix of ``names``, then loading alone and each library codec alone in one worker, at
+            root: Path, variants: int = 4) -> dict[str, Any]:
+    """The modes with the mix of ``names``, then loading alone and each library codec alone in one worker, at
     ``size``; each the best of ``repeats`` passes."""
     data = ade20k_folder(root / f"ade{size}", train=images, val=1, size=size)
     dataset = ADE20K(data, "training", size, train=True)
@@ -93,9 +125,13 @@ def measure(names: list[str], size: int, images: int, batch_size: int, loader_wo
 
     rates: dict[str, float] = {}
     for mode in MODES:
-        workers = int(mode.split("-")[1]) if mode.startswith("workers") else loader_workers
+        workers = int(mode.split("-")[1]) if mode.startswith("workers") else 2 if mode == "store" else loader_workers
         m = None if mode == "none" else mix
-        rates[mode] = best(TrainingSamples(dataset, 0, "finetune", m, library_in_workers=mode != "main"), m, workers)
+        if mode == "store":
+            samples = stored_samples(dataset, data, size, names, variants, root / f"store{size}")
+        else:
+            samples = TrainingSamples(dataset, 0, "finetune", m, library_in_workers=mode != "main")
+        rates[mode] = best(samples, m, workers)
         print(f"{size}x{size} {mode}: {rates[mode]:.1f} images/s", flush=True)
     # What one worker hands over: loading alone (all a tensor codec asks of it), and loading plus each library codec.
     per_worker = {"loading only": best(TrainingSamples(dataset, 0, "finetune"), None, 1)}
@@ -118,48 +154,69 @@ def workers_needed(rate: float, target: float) -> int:
     return math.ceil(target / rate)
 
 
-def markdown(result: dict[str, Any]) -> str:
-    sizes = list(result["sizes"])
-    target, w = result["target"], result["loader_workers"]
+def to_rows(result: dict[str, Any]) -> list[dict[str, Any]]:
+    """The measurements of :func:`measure` per size as the JSON's rows (see the module docstring)."""
+    rows = []
+    for size, measured in result["sizes"].items():
+        for mode, rate in measured["modes"].items():
+            rows.append({"table": "modes", "key": mode, "label": LABELS[mode].format(
+                w=result["loader_workers"], k=result["variants"]), "size": int(size), "images_per_s": rate,
+                "workers_for_target": None})
+        for name, rate in measured["per_worker"].items():
+            label = f"loading + {name}" if name in result["codecs"] else name
+            rows.append({"table": "per_worker", "key": name, "label": label, "size": int(size),
+                         "images_per_s": rate, "workers_for_target": workers_needed(rate, result["target"])})
+    return rows
+
+
+def markdown(report: dict[str, Any]) -> str:
+    """The tables of a report (the JSON's ``meta`` and ``rows``) as Markdown."""
+    meta, rows = report["meta"], report["rows"]
+    sizes = sorted({r["size"] for r in rows})
+    cell = {(r["table"], r["key"], r["size"]): r for r in rows}
+
+    def keys(table: str) -> list[str]:
+        return list(dict.fromkeys(r["key"] for r in rows if r["table"] == table))
+
     head = " | ".join(f"{s}² images/s" for s in sizes)
-    lines = [f"| training input, host side ({result['images']} images, mix {', '.join(result['codecs'])}) | {head} |",
+    lines = [f"| training input, host side ({meta['images']} images, mix {', '.join(meta['codecs'])}) | {head} |",
              "|---|" + "---:|" * len(sizes)]
-    for mode in MODES:
-        cells = " | ".join(f"{result['sizes'][s]['modes'][mode]:.1f}" for s in sizes)
-        lines.append(f"| {LABELS[mode].format(w=w)} | {cells} |")
-    lines += ["", "| one worker | " + " | ".join(f"{s}² images/s | workers for {target:g}/s" for s in sizes) + " |",
-              "|---|" + "---:|---:|" * len(sizes)]
-    first = result["sizes"][sizes[0]]["per_worker"]
-    for name in first:
-        cells = []
-        for s in sizes:
-            rate = result["sizes"][s]["per_worker"][name]
-            cells.append(f"{rate:.1f} | {workers_needed(rate, target)}")
-        label = f"loading + {name}" if name in result["codecs"] else name
-        lines.append(f"| {label} | " + " | ".join(cells) + " |")
-    load = result["load"]
-    lines += ["", f"Tensor codecs ({', '.join(result['tensor_codecs']) or 'none'}) are left out of the timing: in "
-              "training they run on the accelerator. Best of "
-              f"{result['repeats']} passes; {result['machine']}; load average (1 min) {load['before']:.2f} before, "
-              f"{load['after']:.2f} after."]
+    for key in keys("modes"):
+        first = next(r for r in rows if r["table"] == "modes" and r["key"] == key)
+        cells = " | ".join(f"{cell['modes', key, s]['images_per_s']:.1f}" for s in sizes)
+        lines.append(f"| {first['label']} | {cells} |")
+    lines += ["", "| one worker | " + " | ".join(f"{s}² images/s | workers for {meta['target']:g}/s" for s in sizes)
+              + " |", "|---|" + "---:|---:|" * len(sizes)]
+    for key in keys("per_worker"):
+        first = next(r for r in rows if r["table"] == "per_worker" and r["key"] == key)
+        cells = " | ".join(f"{cell['per_worker', key, s]['images_per_s']:.1f} | "
+                           f"{cell['per_worker', key, s]['workers_for_target']}" for s in sizes)
+        lines.append(f"| {first['label']} | {cells} |")
+    load = meta["load"]
+    lines += ["", f"Tensor codecs ({', '.join(meta['tensor_codecs']) or 'none'}) are left out of the timing but for "
+              "the store's row: in training they run on the accelerator, while a stored variant is decoded on the "
+              f"host. Best of {meta['repeats']} passes; {meta['machine']}; load average (1 min) "
+              f"{load['before']:.2f} before, {load['after']:.2f} after."]
     return "\n".join(lines) + "\n"
 
 
-def plot(result: dict[str, Any], path: Path) -> None:
+def plot(report: dict[str, Any], path: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    sizes = list(result["sizes"])
+    rows = [r for r in report["rows"] if r["table"] == "modes"]
+    sizes = sorted({r["size"] for r in rows})
+    modes = list(dict.fromkeys(r["key"] for r in rows))
+    rate = {(r["key"], r["size"]): r["images_per_s"] for r in rows}
     fig, ax = plt.subplots(figsize=(7, 3.5))
-    width = 0.8 / len(MODES)
-    for j, mode in enumerate(MODES):
-        values = [result["sizes"][s]["modes"][mode] for s in sizes]
-        ax.bar([i + j * width for i in range(len(sizes))], values, width, label=mode)
-    ax.set_xticks([i + width * (len(MODES) - 1) / 2 for i in range(len(sizes))], [f"{s}²" for s in sizes])
+    width = 0.8 / len(modes)
+    for j, mode in enumerate(modes):
+        ax.bar([i + j * width for i in range(len(sizes))], [rate[mode, s] for s in sizes], width, label=mode)
+    ax.set_xticks([i + width * (len(modes) - 1) / 2 for i in range(len(sizes))], [f"{s}²" for s in sizes])
     ax.set_ylabel("images/s")
-    ax.set_title(f"training input with {', '.join(result['codecs'])}")
+    ax.set_title(f"training input with {', '.join(report['meta']['codecs'])}")
     ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
@@ -178,13 +235,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=2, help="passes per measurement, the best kept (default: 2)")
     parser.add_argument("--target", type=float, default=1000.0, help="training speed, images/s, that the "
                         "workers-per-codec column is for (default: 1000)")
-    parser.add_argument("--out", type=Path, default=Path("results/bench"), help="output folder")
+    parser.add_argument("--variants", type=int, default=4, help="stored variants per image of the store's row "
+                        "(default: 4)")
+    parser.add_argument("--out", type=Path, default=Path("results/bench"), help="output folder (Markdown, plot)")
+    parser.add_argument("--json", type=Path, default=None, help="the results as JSON (default: <out>/pipeline.json)")
     args = parser.parse_args(argv)
     if args.batch_size < 1 or args.images < 2 * args.batch_size or not args.target > 0:
         parser.error("--batch-size must be >= 1, --images at least two batches (the first is not timed) and "
                      "--target > 0")
-    if args.loader_workers < 0 or args.repeats < 1:
-        parser.error("--loader-workers must be >= 0 and --repeats >= 1")
+    if args.loader_workers < 0 or args.repeats < 1 or args.variants < 1:
+        parser.error("--loader-workers must be >= 0, --repeats >= 1 and --variants >= 1")
     try:
         sizes = [int(s) for s in args.sizes.split(",") if s.strip()]
     except ValueError:
@@ -203,20 +263,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     tensor = [n for n in usable if codecs.entry(n).tensor_path]
     result: dict[str, Any] = {"codecs": usable, "tensor_codecs": tensor, "images": args.images,
                               "batch_size": args.batch_size, "loader_workers": args.loader_workers,
-                              "repeats": args.repeats,
+                              "repeats": args.repeats, "variants": args.variants,
                               "bpp": list(BPP), "clean_share": CLEAN_SHARE, "target": args.target, "sizes": {},
                               "machine": f"{platform.machine()} CPU, {os.cpu_count()} cores, torch "
                                          f"{torch.__version__}, {torch.get_num_threads()} threads"}
     with tempfile.TemporaryDirectory() as tmp:
         for size in sizes:
             result["sizes"][str(size)] = measure(usable, size, args.images, args.batch_size, args.loader_workers,
-                                                 args.repeats, Path(tmp))
+                                                 args.repeats, Path(tmp), args.variants)
     result["load"] = {"before": load_before, "after": os.getloadavg()[0]}
+    meta = {k: v for k, v in result.items() if k != "sizes"}
+    report = {"schema": SCHEMA, "benchmark": "pipeline", "meta": meta, "rows": to_rows(result)}
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "pipeline.json").write_text(json.dumps(result, indent=2) + "\n")
-    table = markdown(result)
+    json_path = args.json if args.json is not None else args.out / "pipeline.json"
+    json_path.parent.mkdir(parents=True, exist_ok=True)
+    json_path.write_text(json.dumps(report, indent=2) + "\n")
+    table = markdown(report)
     (args.out / "pipeline.md").write_text(table)
-    plot(result, args.out / "pipeline.png")
+    plot(report, args.out / "pipeline.png")
     print(table)
     return 0
 

@@ -340,24 +340,33 @@ def test_fit_priors_fits_a_library_codec_curve(tmp_path, capsys):
 def test_pipeline_quick(tmp_path, capsys):
     bench = script("pipeline")
     argv = ["--images", "4", "--sizes", "32", "--batch-size", "2", "--codecs", "jpeg,webp", "--repeats", "1",
-            "--loader-workers", "0", "--out", str(tmp_path)]
+            "--loader-workers", "0", "--variants", "2", "--out", str(tmp_path),
+            "--json", str(tmp_path / "j" / "p.json")]
     assert bench.main(argv) == 0
     md = (tmp_path / "pipeline.md").read_text()
     assert md in capsys.readouterr().out
     assert "| library codecs in the training process (0 loader workers) |" in md
     assert "| library codecs in 2 workers |" in md
+    assert "| from the store (2 variants per image, decoded in 2 workers) |" in md
     assert "load average (1 min)" in md
     assert Image.open(tmp_path / "pipeline.png").size[0] > 100
-    report = json.loads((tmp_path / "pipeline.json").read_text())
-    assert report["codecs"] == ["jpeg", "webp"] and list(report["sizes"]) == ["32"]
-    result = report["sizes"]["32"]
-    assert list(result["modes"]) == ["none", "main", "workers-1", "workers-2"]
-    assert all(rate > 0 for rate in result["modes"].values())
+    report = json.loads((tmp_path / "j" / "p.json").read_text())
+    assert not (tmp_path / "pipeline.json").exists()
+    meta, rows = report["meta"], report["rows"]
+    assert report["schema"] == "augcomp-bench-rows/1" and report["benchmark"] == "pipeline"
+    assert meta["codecs"] == ["jpeg", "webp"] and meta["variants"] == 2
+    assert all(set(r) == {"table", "key", "label", "size", "images_per_s", "workers_for_target"} for r in rows)
+    assert {r["size"] for r in rows} == {32} and all(r["images_per_s"] > 0 for r in rows)
+    modes = {r["key"]: r for r in rows if r["table"] == "modes"}
+    assert list(modes) == ["none", "main", "workers-1", "workers-2", "store"]
+    assert all(r["workers_for_target"] is None for r in modes.values())
+    # Every row of the JSON is a line of the Markdown, with its rate: the docs pages and the table agree.
+    for r in rows:
+        assert f"| {r['label']} | {r['images_per_s']:.1f} |" in md
     # Placement comes from the registry: JPEG has a tensor path (timed on the device, not here), WebP only a library.
-    per_worker = result["per_worker"]
-    assert report["tensor_codecs"] == ["jpeg"]
+    per_worker = {r["key"]: r["images_per_s"] for r in rows if r["table"] == "per_worker"}
+    assert meta["tensor_codecs"] == ["jpeg"]
     assert list(per_worker) == ["loading only", "webp", "the mix (from the rows above)"]
-    assert all(rate > 0 for rate in per_worker.values())
     # Half of the 3/4 compressed images are WebP: the mix costs loading plus half a WebP's extra time.
     load, webp = 1 / per_worker["loading only"], 1 / per_worker["webp"]
     mix = 1 / per_worker["the mix (from the rows above)"]

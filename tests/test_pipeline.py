@@ -184,6 +184,7 @@ def test_two_cpu_processes_with_accelerate_launch(tmp_path):
     proc = _accelerate("--cpu", "--num_processes", "2", *recipe)
     # Non-zero (143 under accelerate launch: the recipe ends the launcher so that it adds no traceback).
     assert proc.returncode != 0 and "--multi_gpu --num_processes N" in proc.stderr, proc.stderr[-2000:]
+    assert "`torchrun --nproc_per_node N recipes/<task>.py --cpu ...`" in proc.stderr
     assert not out.exists()
     proc = _accelerate("--multi_gpu", "--num_processes", "2", *recipe)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]

@@ -66,7 +66,7 @@ def collate(samples: Sequence[dict]) -> dict:
         - image: ``(B, 3, H, W)`` uint8, or a list of ``(3, H_i, W_i)``.
         - label: ``(B,)`` int64; mask: ``(B, H, W)`` int64 or a list.
         - draw (finetuning samples): ``{"codec": (B,) int64, "target": (B,) float32, "bpp": (B,) float32,
-          "coded": (B,) bool}``.
+          "coded": (B,) bool, "stored": (B,) bool}``.
     """
     if not samples:
         raise ValueError("cannot collate an empty batch")
@@ -81,8 +81,10 @@ def collate(samples: Sequence[dict]) -> dict:
         batch["target"] = [{k: s[k] for k in keys} for s in samples]
         batch["image_id"] = torch.tensor([int(s.get("image_id", -1)) for s in samples], dtype=torch.int64)
     if "draw" in first:
-        types = {"codec": torch.int64, "target": torch.float32, "bpp": torch.float32, "coded": torch.bool}
-        batch["draw"] = {k: torch.tensor([s["draw"][k] for s in samples], dtype=t) for k, t in types.items()}
+        types = {"codec": torch.int64, "target": torch.float32, "bpp": torch.float32, "coded": torch.bool,
+                 "stored": torch.bool}
+        batch["draw"] = {k: torch.tensor([s["draw"].get(k, False) for s in samples], dtype=t)
+                         for k, t in types.items()}
     return batch
 
 

@@ -83,13 +83,29 @@ class ADE20K(Dataset):
         fault)`` or None."""
         return pair_fault(*self.items[index])
 
-    def __getitem__(self, index: int) -> dict:
+    def load(self, index: int) -> dict:
+        """Sample ``index`` before its geometry: the decoded image and mask at their own size, the same on every call.
+
+        ``augment(load(i))`` is ``self[i]``; training from a store of coded files codes ``load(i)["image"]`` and
+        augments the decoded variant instead (see :mod:`augcomp.data.train_store`).
+
+        Shape:
+            - image: ``(3, H, W)`` uint8; mask: ``(H, W)`` uint8 (``IGNORE_INDEX`` where unlabelled).
+        """
         img_path, mask_path = self.items[index]
         img = load_image(img_path)
-        image = tv_tensors.Image(torch.from_numpy(np.asarray(img).copy()).permute(2, 0, 1))
+        image = torch.from_numpy(np.asarray(img).copy()).permute(2, 0, 1)
         # A mask of another size would be resized and cropped apart from its image: a wrong evaluation, not an error.
         raw = load_mask(mask_path, img.size, img_path)
         # 0 ("other") becomes the ignore index; classes 1..150 become 0..149.
         mask = np.where(raw == 0, IGNORE_INDEX, raw - 1).astype(np.uint8)
-        image, mask_t = self.transform(image, tv_tensors.Mask(torch.from_numpy(mask)))
-        return {"image": image.as_subclass(torch.Tensor), "mask": mask_t.as_subclass(torch.Tensor).long()}
+        return {"image": image, "mask": torch.from_numpy(mask)}
+
+    def augment(self, sample: dict) -> dict:
+        """The split's geometry (random for training, drawn from torch's global generator) on a :meth:`load`-ed
+        sample whose image may have been replaced by a decoded variant of the same size."""
+        image, mask = self.transform(tv_tensors.Image(sample["image"]), tv_tensors.Mask(sample["mask"]))
+        return {"image": image.as_subclass(torch.Tensor), "mask": mask.as_subclass(torch.Tensor).long()}
+
+    def __getitem__(self, index: int) -> dict:
+        return self.augment(self.load(index))

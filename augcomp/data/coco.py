@@ -26,12 +26,19 @@ def detection_transform(train: bool, max_size: int | None) -> v2.Transform:
 
     The output image stays uint8 in [0, 255].
     """
-    steps: list[v2.Transform] = [v2.ToImage()]
-    if max_size:
-        steps.append(_ShrinkTo(max_size))
+    return v2.Compose([_sizing(max_size), _geometry(train)])
+
+
+def _sizing(max_size: int | None) -> v2.Transform:
+    # The deterministic part, done when a sample is loaded.
+    return v2.Compose([v2.ToImage(), *([_ShrinkTo(max_size)] if max_size else [])])
+
+
+def _geometry(train: bool) -> v2.Transform:
+    # The random part, drawn each time a sample is augmented.
     if train:
-        steps += [v2.RandomHorizontalFlip(), v2.SanitizeBoundingBoxes(labels_getter=_labels_getter)]
-    return v2.Compose(steps)
+        return v2.Compose([v2.RandomHorizontalFlip(), v2.SanitizeBoundingBoxes(labels_getter=_labels_getter)])
+    return v2.Identity()
 
 
 def _labels_getter(inputs: tuple) -> tuple:
@@ -109,7 +116,7 @@ class CocoDetection(Dataset):
             self.images.append((img, anns))
         if not self.images:
             raise BadFileError(path=ann, fault="holds no usable images")
-        self.transform = detection_transform(self.train, max_size)
+        self.sizing, self.transform = _sizing(max_size), _geometry(self.train)
 
     @property
     def num_classes(self) -> int:
@@ -127,7 +134,13 @@ class CocoDetection(Dataset):
         fault = fault or _size_fault(info, size)
         return None if fault is None else (str(path), fault)
 
-    def __getitem__(self, index: int) -> dict:
+    def load(self, index: int) -> dict:
+        """Sample ``index`` before its geometry: decoded, scaled down to ``max_size`` with its boxes, the same on every
+        call. ``augment(load(i))`` is ``self[i]`` (see :meth:`augcomp.data.ADE20K.load`).
+
+        Shape:
+            - image: ``(3, H, W)`` uint8; boxes: ``(N, 4)`` float32 xyxy in its pixels.
+        """
         info, anns = self.images[index]
         path = self.images_dir / info["file_name"]
         image = load_image(path)
@@ -152,7 +165,7 @@ class CocoDetection(Dataset):
             "labels": torch.tensor(labels, dtype=torch.int64),
             "iscrowd": torch.tensor(crowd, dtype=torch.int64),
         }
-        image_t, target = self.transform(image, target)
+        image_t, target = self.sizing(image, target)
         return {
             "image": image_t.as_subclass(torch.Tensor),
             "boxes": target["boxes"].as_subclass(torch.Tensor),
@@ -160,3 +173,20 @@ class CocoDetection(Dataset):
             "iscrowd": target["iscrowd"],
             "image_id": int(info["id"]),
         }
+
+    def augment(self, sample: dict) -> dict:
+        """The split's geometry (a random flip for training) on a :meth:`load`-ed sample."""
+        h, w = sample["image"].shape[-2:]
+        target = {"boxes": tv_tensors.BoundingBoxes(sample["boxes"], format="XYXY", canvas_size=(h, w)),
+                  "labels": sample["labels"], "iscrowd": sample["iscrowd"]}
+        image_t, target = self.transform(tv_tensors.Image(sample["image"]), target)
+        return {
+            "image": image_t.as_subclass(torch.Tensor),
+            "boxes": target["boxes"].as_subclass(torch.Tensor),
+            "labels": target["labels"],
+            "iscrowd": target["iscrowd"],
+            "image_id": sample["image_id"],
+        }
+
+    def __getitem__(self, index: int) -> dict:
+        return self.augment(self.load(index))

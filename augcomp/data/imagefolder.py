@@ -20,9 +20,13 @@ def classification_transform(train: bool, size: int) -> v2.Transform:
 
     The output stays uint8 in [0, 255]: normalization happens in the model, after compression.
     """
+    return v2.Compose([v2.PILToTensor(), _geometry(train, size)])
+
+
+def _geometry(train: bool, size: int) -> v2.Transform:
     if train:
-        return v2.Compose([v2.PILToTensor(), v2.RandomResizedCrop(size, antialias=True), v2.RandomHorizontalFlip()])
-    return v2.Compose([v2.PILToTensor(), v2.Resize(round(size / 0.875), antialias=True), v2.CenterCrop(size)])
+        return v2.Compose([v2.RandomResizedCrop(size, antialias=True), v2.RandomHorizontalFlip()])
+    return v2.Compose([v2.Resize(round(size / 0.875), antialias=True), v2.CenterCrop(size)])
 
 
 class ImageFolderClassification(Dataset):
@@ -58,7 +62,7 @@ class ImageFolderClassification(Dataset):
         self.samples = make_dataset(str(self.root), class_to_idx, extensions=IMG_EXTENSIONS)
         if not self.samples:
             raise DatasetNotFoundError(f"no images under {self.root}")
-        self.transform = classification_transform(split == "train" if train is None else train, image_size)
+        self.transform = _geometry(split == "train" if train is None else train, image_size)
 
     @property
     def num_classes(self) -> int:
@@ -73,8 +77,21 @@ class ImageFolderClassification(Dataset):
         fault = header_fault(path)[1]
         return None if fault is None else (str(path), fault)
 
-    def __getitem__(self, index: int) -> dict:
+    def load(self, index: int) -> dict:
+        """Sample ``index`` before its geometry: the decoded image at its own size, the same on every call.
+
+        ``augment(load(i))`` is ``self[i]`` (see :meth:`augcomp.data.ADE20K.load`).
+
+        Shape:
+            - image: ``(3, H, W)`` uint8.
+        """
         path, label = self.samples[index]
-        image = load_image(path)
-        out: torch.Tensor = self.transform(image)
-        return {"image": out, "label": int(label)}
+        return {"image": v2.functional.pil_to_tensor(load_image(path)), "label": int(label)}
+
+    def augment(self, sample: dict) -> dict:
+        """The split's geometry (random resized crop and flip for training) on a :meth:`load`-ed sample."""
+        out: torch.Tensor = self.transform(sample["image"])
+        return {"image": out, "label": sample["label"]}
+
+    def __getitem__(self, index: int) -> dict:
+        return self.augment(self.load(index))

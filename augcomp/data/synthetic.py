@@ -339,6 +339,14 @@ class SyntheticScenes(Dataset):
                 self._scenes[index] = sample
         return sample
 
+    def load(self, index: int) -> dict:
+        """Scene ``index`` (see :meth:`augcomp.data.ADE20K.load`): synthetic scenes have no geometry to draw."""
+        return self[index]
+
+    def augment(self, sample: dict) -> dict:
+        """The sample as it is: synthetic scenes are used without geometric augmentation."""
+        return sample
+
     def _format(self, scene: Scene, index: int) -> dict:
         if self.task == "cls":
             return {"image": scene.image, "label": scene.label}

@@ -13,11 +13,17 @@
    compresses them on the device batch; so are library samples loaded in the training process itself
    (``num_workers=0``), where the codec's thread pool codes the batch.
 
+With ``variants`` (K, finetuning from a store of coded files, see :mod:`augcomp.data.train_store`), a sample is
+instead left clean with the mix's clean share or takes one of its K stored variants, whatever its codec: the source
+decodes it from the loaded image (before the geometry), in the worker or in the training process alike, and the
+geometry is drawn on the decoded variant.
+
 Where a sample is compressed never changes what it becomes: library codecs code each image on its own, so
 ``--num-workers 0`` and ``--num-workers 2`` train on identical batches.
 
 Each sample gets ``"draw"``: ``{"codec": int (index into the mix, -1 clean), "target": float (bpp), "bpp": float
-(achieved, NaN until coded), "coded": bool (coded in a worker)}``; :func:`augcomp.data.collate` batches it.
+(achieved, NaN until coded), "coded": bool (coded where it was loaded), "stored": bool (decoded from a store)}``;
+:func:`augcomp.data.collate` batches it.
 """
 
 from __future__ import annotations
@@ -128,16 +134,24 @@ class TrainingSamples(Dataset):
         source: where worker-side compressed variants come from (default :class:`Encode`).
         library_in_workers: compress library-codec samples in DataLoader workers; ``False`` leaves every sample to
             the training process (the placement before workers did this work, for comparison).
+        variants: K > 0: finetune from K stored variants per image, which ``source`` (a
+            :class:`~augcomp.data.train_store.StoredVariants`) decodes from the image before its geometry; 0: code
+            as described above.
 
     Call :meth:`set_epoch` before each epoch; DataLoader workers must not outlive an epoch (no
     ``persistent_workers``), so that they see it.
     """
 
     def __init__(self, dataset: Dataset, seed: int, phase: str, mix: CodecMix | None = None,
-                 source: VariantSource | None = None, library_in_workers: bool = True) -> None:
+                 source: VariantSource | None = None, library_in_workers: bool = True, variants: int = 0) -> None:
         self.dataset, self.seed, self.phase, self.mix = dataset, int(seed), str(phase), mix
+        if isinstance(variants, bool) or not isinstance(variants, int) or variants < 0:
+            raise ArgumentError(f"variants must be a non-negative integer, got {variants!r}")
+        if variants and (mix is None or source is None):
+            raise ArgumentError("variants needs a mix and a source to decode them from (StoredVariants)")
         self.source: VariantSource = source if source is not None else Encode()
         self.library_in_workers = bool(library_in_workers)
+        self.variants = variants
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
@@ -153,6 +167,8 @@ class TrainingSamples(Dataset):
 
     def __getitem__(self, index: int) -> dict[str, Any]:
         key = self.key(index)
+        if self.variants:
+            return self._stored(index, key)
         # torchvision's random transforms draw from torch's global generator; it is set from the key for this call
         # only (CPU state only: torch.manual_seed would also reseed CUDA in the training process).
         with torch.random.fork_rng(devices=[]):
@@ -165,4 +181,22 @@ class TrainingSamples(Dataset):
         if codec >= 0 and self.mix.in_loader[codec] and self.library_in_workers and get_worker_info() is not None:
             image, bpp = self.source(image, self.mix.names[codec], target, key)
             coded = True
-        return {**sample, "image": image, "draw": {"codec": codec, "target": target, "bpp": bpp, "coded": coded}}
+        return {**sample, "image": image,
+                "draw": {"codec": codec, "target": target, "bpp": bpp, "coded": coded, "stored": False}}
+
+    def _stored(self, index: int, key: SampleKey) -> dict[str, Any]:
+        from augcomp.data.train_store import augment_sample, load_sample, variant_choice, variant_draw
+
+        assert self.mix is not None
+        sample = load_sample(self.dataset, index)
+        k = variant_choice(key, self.variants, self.mix.clean_share)
+        codec, target, bpp = -1, float("nan"), float("nan")
+        if k >= 0:
+            codec, target = variant_draw(self.mix, self.seed, k, index)
+            image, bpp = self.source(sample["image"], self.mix.names[codec], target, key)
+            sample = {**sample, "image": image}
+        # The same keyed geometry as a sample loaded whole, now on the decoded variant.
+        with torch.random.fork_rng(devices=[]):
+            torch.default_generator.manual_seed(keyed_seed(*key, "geometry"))
+            sample = augment_sample(self.dataset, sample)
+        return {**sample, "draw": {"codec": codec, "target": target, "bpp": bpp, "coded": k >= 0, "stored": k >= 0}}

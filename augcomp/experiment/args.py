@@ -148,6 +148,11 @@ def make_parser(task: Any, description: str) -> argparse.ArgumentParser:
     r.add_argument("--store", default=None, metavar="PATH",
                    help="a store of coded files (folder or fsspec URL, e.g. s3://bucket/store): the sweeps decode the "
                         "entries found there and add those they encode (see 'augcomp precompute')")
+    r.add_argument("--train-store", default=None, metavar="PATH",
+                   help="finetune from a store holding K coded variants per training image, filled by 'augcomp "
+                        "precompute --split <train split> --variants K' with this run's mix, bpp range and seed (K is "
+                        "read from the store): each sample and epoch takes one variant, decoded where it is loaded, "
+                        "or stays clean with --clean-share; nothing is encoded, and a missing variant stops the run")
     r.add_argument("--resume", action="store_true", help="continue the run in --output-dir, skipping finished work")
     r.add_argument("--overwrite", action="store_true",
                    help="start a new run in an --output-dir that holds an earlier one, moving the earlier run's "

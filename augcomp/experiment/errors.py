@@ -33,9 +33,13 @@ class SaveError(RecipeError):
 def bad_file_message(exc: BaseException) -> str:
     """The ``"<path>: <fault>"`` of a :class:`~augcomp.data.BadFileError`, also when a DataLoader worker raised it
     (the main process then gets the worker's traceback as the message; its last line is the original one)."""
+    return _original_message(exc)
+
+
+def _original_message(exc: BaseException) -> str:
     lines = [line for line in str(exc).strip().splitlines() if line.strip()]
     last = lines[-1].strip() if lines else type(exc).__name__
-    head = "BadFileError: "
+    head = f"{type(exc).__name__}: "
     return last.split(head, 1)[1] if head in last else last
 
 
@@ -49,7 +53,11 @@ def one_line(exc: BaseException) -> str | None:
         exc: the exception that ended the run.
     """
     from augcomp.data import BadFileError
+    from augcomp.data.train_store import MissingVariantError
 
+    if isinstance(exc, MissingVariantError):
+        # Raised where the sample was loaded, often a DataLoader worker: the original line, not the traceback.
+        return _original_message(exc)
     if isinstance(exc, BadFileError):
         # The header scan passed this file; only decoding it showed the fault, so --skip-bad-files cannot help.
         return f"{bad_file_message(exc)}; remove or replace the file and run again"

@@ -17,7 +17,7 @@ __all__ = ["compress_images", "stored_images", "apply_compress", "compress_drawn
            "warmup_cosine"]
 
 # Where the finetuning images were compressed: what ``train_epoch`` counts into ``codec_work``.
-WORK_KEYS = ("train_library_in_main", "train_library_in_workers", "train_tensor_on_device")
+WORK_KEYS = ("train_library_in_main", "train_library_in_workers", "train_tensor_on_device", "train_from_store")
 
 Images = Tensor | list[Tensor]
 
@@ -152,7 +152,9 @@ def compress_drawn(images: Images, draw: dict[str, Tensor], mix: Any) -> tuple[I
     target = draw["target"].cpu()
     bpp = draw["bpp"].float().cpu().clone()
     work = dict.fromkeys(WORK_KEYS, 0)
-    work["train_library_in_workers"] = sum(coded)
+    stored = draw["stored"].tolist() if "stored" in draw else [False] * len(coded)
+    work["train_from_store"] = sum(stored)
+    work["train_library_in_workers"] = sum(c and not s for c, s in zip(coded, stored, strict=True))
     out = images if isinstance(images, Tensor) else list(images)
     for k, name in enumerate(mix.names):
         todo = [i for i, (c, done) in enumerate(zip(codec, coded, strict=True)) if c == k and not done]

@@ -1,8 +1,15 @@
-"""``augcomp precompute``: fill a store with every (image, codec, target) of a sweep, on one machine or a Ray cluster.
+"""``augcomp precompute``: fill a store with every (image, codec, target) of a sweep, or K coded variants of every
+training image, on one machine or a Ray cluster.
 
-The images are a task's split after the sweep's own preprocessing (the recipes' evaluation transform at
-``--image-size``), so a recipe run with ``--store`` finds every entry and encodes nothing. Bad rows found by the last
-``augcomp store verify`` are removed first, so exactly those are encoded again.
+Sweep split: the images are a task's split after the sweep's own preprocessing (the recipes' evaluation transform at
+``--image-size``), so a recipe run with ``--store`` finds every entry and encodes nothing.
+
+Training split with ``--variants K``: the images are the recipe's training set as its dataset loads them, before the
+random geometry, and variant ``k`` of image ``index`` is coded at the ``(codec, target)`` of
+:func:`augcomp.data.train_store.variant_draw`; a recipe run with ``--train-store`` and the same mix, bpp range and
+seed finds every variant (see :mod:`augcomp.data.train_store`).
+
+Bad rows found by the last ``augcomp store verify`` are removed first, so exactly those are encoded again.
 """
 
 from __future__ import annotations
@@ -17,7 +24,10 @@ import torch
 from augcomp._errors import ArgumentError
 from augcomp.store import ENGINES, CodecWork, Store, image_hash, key_for, run_local, run_ray
 
-__all__ = ["TASKS", "precompute", "split_dataset"]
+__all__ = ["TASKS", "precompute", "precompute_variants", "split_dataset", "train_dataset", "train_store_hint"]
+
+# Entries per Parquet row group of the training variants: finetuning reads one random entry at a time.
+VARIANT_ROW_GROUP = 8
 
 TASKS = ("cls", "det", "seg")
 
@@ -85,14 +95,7 @@ def precompute(*, task: str, data_root: str | None, split: str, codecs: Sequence
 
     from augcomp import codecs as registry
 
-    if engine not in ENGINES:
-        raise ArgumentError(f"--engine must be one of {ENGINES}, got {engine!r}")
-    if not isinstance(workers, int) or workers < 1:
-        raise ArgumentError(f"--workers must be a positive integer, got {workers!r}")
-    if not isinstance(flush_every, int) or flush_every < 1:
-        raise ArgumentError(f"--flush-every must be a positive integer, got {flush_every!r}")
-    if task not in TASKS:
-        raise ArgumentError(f"--task must be one of {TASKS}, got {task!r}")
+    _check_engine(task, engine, workers, flush_every)
     if not codecs or not bpp_grid:
         raise ArgumentError("--codecs and --bpp-grid must each name at least one value")
     start = time.perf_counter()
@@ -104,27 +107,7 @@ def precompute(*, task: str, data_root: str | None, split: str, codecs: Sequence
     work = CodecWork()
     total = len(dataset) * len(codecs) * len(bpp_grid)
     bar = tqdm(total=total, desc="precompute", unit="entry", disable=not progress, dynamic_ncols=True)
-    items: list[dict[str, Any]] = []
-    t_encode = 0.0
-
-    done: list = []
-
-    def flush() -> None:
-        nonlocal t_encode
-        if not items:
-            return
-        t0 = time.perf_counter()
-        runner = run_ray(items, workers, ray_address) if engine == "ray" else run_local(items, workers)
-        for entries in runner:
-            done.extend(entries)
-            work.encoded += len(entries)
-            bar.update(len(entries))
-            if len(done) >= flush_every:  # in the store before more is coded: a kill loses at most flush_every
-                st.write(done)
-                done.clear()
-        t_encode += time.perf_counter() - t0
-        items.clear()
-
+    filler = _Filler(st, engine, workers, ray_address, flush_every, bar)
     pending_images = 0
     for index, image in _images(dataset):
         ident = image_hash(image)
@@ -136,17 +119,170 @@ def precompute(*, task: str, data_root: str | None, split: str, codecs: Sequence
                     bar.update(1)
                     continue
                 pixels = pixels if pixels is not None else image.contiguous().numpy().tobytes()
-                items.append({"pixels": pixels, "shape": list(image.shape), "image": ident, "codec": name,
-                              "options": json.dumps({}), "target_kind": "bpp", "target": float(bpp),
-                              "source": f"{split}[{index}]"})
+                filler.items.append({"pixels": pixels, "shape": list(image.shape), "image": ident, "codec": name,
+                                     "options": json.dumps({}), "target_kind": "bpp", "target": float(bpp),
+                                     "source": f"{split}[{index}]"})
         pending_images += 1
         if pending_images >= chunk_images:
-            flush()
+            filler.flush()
             pending_images = 0
-    flush()
-    st.write(done)
+    filler.close()
     bar.close()
-    work.encode_seconds = t_encode
+    work.encoded, work.encode_seconds = filler.encoded, filler.seconds
     return {"encoded": work.encoded, "reused": work.reused, "repaired": len(repaired), "entries": len(st),
             "digest": st.digest(), "engine": engine, "workers": workers, "images": len(dataset),
-            "encode_seconds": round(t_encode, 3), "seconds": round(time.perf_counter() - start, 3)}
+            "encode_seconds": round(work.encode_seconds, 3), "seconds": round(time.perf_counter() - start, 3)}
+
+
+def _check_engine(task: str, engine: str, workers: int, flush_every: int) -> None:
+    if engine not in ENGINES:
+        raise ArgumentError(f"--engine must be one of {ENGINES}, got {engine!r}")
+    if not isinstance(workers, int) or workers < 1:
+        raise ArgumentError(f"--workers must be a positive integer, got {workers!r}")
+    if not isinstance(flush_every, int) or flush_every < 1:
+        raise ArgumentError(f"--flush-every must be a positive integer, got {flush_every!r}")
+    if task not in TASKS:
+        raise ArgumentError(f"--task must be one of {TASKS}, got {task!r}")
+
+
+def _recipe_args(task: str, argv: list[str]) -> tuple[Any, Any]:
+    from augcomp.experiment.args import UsageError, make_parser, parse_args
+
+    t = _task(task)
+    try:
+        return t, parse_args(make_parser(t, description="precompute"), t, argv)
+    except UsageError as e:  # a SystemExit, which the command line would take for --help
+        raise ArgumentError(str(e.code).removeprefix("error: ").removesuffix(" (see --help)")) from None
+
+
+def train_dataset(task: str, data_root: str | None, split: str, options: Sequence[str] = ()) -> tuple[Any, Any]:
+    """The training set of ``split`` as a recipe builds it, and the recipe's parsed options.
+
+    Args:
+        task: ``"cls"``, ``"det"`` or ``"seg"``.
+        data_root: the dataset (None: the synthetic scenes, whose training split is ``"train"``).
+        split: the training split's name (the recipe's ``--train-split``).
+        options: more recipe options (``--image-size``, ``--train-size``, ``--seed``, ``--train-bpp``, ...).
+    """
+    if data_root is None and split != "train":
+        raise ArgumentError(f"--split {split!r}: without --data-root the synthetic scenes' training split is 'train'")
+    argv = [*(["--data-root", data_root, "--train-split", split] if data_root is not None else []), *options]
+    t, args = _recipe_args(task, argv)
+    return t.build_data(args).train, args
+
+
+def train_store_hint(args: Any, mix: Any) -> str:
+    """The ``augcomp precompute`` command that fills a ``--train-store`` for a recipe run's options and mix."""
+    from augcomp.data.train_store import precompute_command
+
+    extra = ["--image-size", str(args.image_size), *(["--train-size", str(args.train_size)] if args.train_size else [])]
+    split = args.train_split if args.data_root is not None else "train"
+    return precompute_command(args.task, split, mix.names, mix.bpp, args.seed, "K", args.train_store,
+                              data_root=args.data_root, extra=extra)
+
+
+class _Filler:
+    """Codes work items with an engine and writes the entries in parts of ``flush_every``."""
+
+    def __init__(self, st: Store, engine: str, workers: int, ray_address: str | None, flush_every: int, bar: Any,
+                 row_group_size: int | None = None) -> None:
+        self.st, self.engine, self.workers, self.ray_address = st, engine, workers, ray_address
+        self.flush_every, self.bar, self.row_group_size = flush_every, bar, row_group_size
+        self.items: list[dict[str, Any]] = []
+        self.done: list = []
+        self.encoded, self.seconds = 0, 0.0
+
+    def flush(self) -> None:
+        if not self.items:
+            return
+        t0 = time.perf_counter()
+        items = self.items
+        runner = run_ray(items, self.workers, self.ray_address) if self.engine == "ray" else run_local(
+            items, self.workers)
+        for entries in runner:
+            self.done.extend(entries)
+            self.encoded += len(entries)
+            self.bar.update(len(entries))
+            if len(self.done) >= self.flush_every:  # in the store before more is coded
+                self.st.write(self.done, row_group_size=self.row_group_size)
+                self.done = []
+        self.seconds += time.perf_counter() - t0
+        self.items = []
+
+    def close(self) -> None:
+        self.flush()
+        self.st.write(self.done, row_group_size=self.row_group_size)
+        self.done = []
+
+
+def precompute_variants(*, task: str, data_root: str | None, split: str, variants: int, store: str,
+                        options: Sequence[str] = (), engine: str = "local", workers: int = 1,
+                        ray_address: str | None = None, chunk_images: int = 64, flush_every: int = 512,
+                        progress: bool = True) -> dict[str, Any]:
+    """Adds every missing variant of ``variants`` per training image to ``store`` and records the set.
+
+    Args:
+        task, data_root, split: the training set (see :func:`train_dataset`).
+        variants: K, coded variants per image.
+        store: the store's URL.
+        options: the recipe options that decide the training set and the mix, as a recipe takes them
+            (``--train-codecs`` or ``--codecs``, ``--train-bpp``, ``--seed``, ``--image-size``, ``--train-size``);
+            what is not given is the recipe's default.
+        engine, workers, ray_address, chunk_images, flush_every, progress: as :func:`precompute`.
+
+    Returns:
+        ``{"encoded", "reused", "repaired", "entries", "digest", "variants", "codecs", "bpp", "seed", ...}``.
+    """
+    from tqdm.auto import tqdm
+
+    from augcomp import codecs as registry
+    from augcomp.data import CodecMix
+    from augcomp.data.train_store import load_sample, record_variants, variant_draw
+    from augcomp.experiment.codecs import resolve_codecs
+
+    if isinstance(variants, bool) or not isinstance(variants, int) or variants < 1:
+        raise ArgumentError(f"--variants must be a positive integer, got {variants!r}")
+    _check_engine(task, engine, workers, flush_every)
+    start = time.perf_counter()
+    dataset, args = train_dataset(task, data_root, split, options)
+    # The mix exactly as the recipe resolves it: --train-codecs, else --codecs, codecs unusable here left out.
+    names, _ = resolve_codecs(args.train_codecs or args.codecs,
+                              option="--train-codecs" if args.train_codecs else "--codecs")
+    if not names:
+        raise ArgumentError(f"--train-codecs {args.train_codecs or args.codecs!r} leaves no usable codec")
+    mix = CodecMix(names, args.train_bpp, 0.0)
+    built = {name: registry.get(name) for name in names}
+    st = Store(store)
+    repaired = st.repair()
+    known = st.keys()
+    bar = tqdm(total=len(dataset) * variants, desc="precompute", unit="entry", disable=not progress,
+               dynamic_ncols=True)
+    filler = _Filler(st, engine, workers, ray_address, flush_every, bar, row_group_size=VARIANT_ROW_GROUP)
+    reused, pending = 0, 0
+    for index in range(len(dataset)):
+        image = load_sample(dataset, index)["image"]
+        ident, pixels = image_hash(image), None
+        for k in range(variants):
+            codec, target = variant_draw(mix, args.seed, k, index)
+            key = key_for(ident, built[names[codec]], "bpp", target)
+            if key in known:
+                reused += 1
+                bar.update(1)
+                continue
+            known.add(key)  # two variants drawing the same (codec, target) are one entry
+            pixels = pixels if pixels is not None else image.contiguous().numpy().tobytes()
+            filler.items.append({"pixels": pixels, "shape": list(image.shape), "image": ident, "codec": names[codec],
+                                 "options": json.dumps({}), "target_kind": "bpp", "target": float(target),
+                                 "source": f"{split}[{index}] variant {k}"})
+        pending += 1
+        if pending >= chunk_images:
+            filler.flush()
+            pending = 0
+    filler.close()
+    bar.close()
+    record_variants(st, names=names, bpp=mix.bpp, seed=args.seed, variants=variants, task=task, split=split,
+                    images=len(dataset), image_size=args.image_size, data_root=data_root)
+    return {"encoded": filler.encoded, "reused": reused, "repaired": len(repaired), "entries": len(st),
+            "digest": st.digest(), "engine": engine, "workers": workers, "images": len(dataset),
+            "variants": variants, "codecs": names, "bpp": list(mix.bpp), "seed": args.seed,
+            "encode_seconds": round(filler.seconds, 3), "seconds": round(time.perf_counter() - start, 3)}

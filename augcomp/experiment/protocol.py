@@ -93,6 +93,8 @@ class Protocol:
         # A store of coded files is the cache (across sweeps and runs); the in-memory one is then not needed.
         self.store = _open_store(getattr(args, "store", None))
         self._cache_budget = 0 if self.store is not None else args.cache_val_mb * 2**20
+        # --train-store is opened now, so that a store without this mix's variants stops the run before any work.
+        self.train_source = self._train_source() if getattr(args, "train_store", None) else None
         self.state: RunState
 
     # ------------------------------------------------------------------------------------------ run
@@ -140,7 +142,9 @@ class Protocol:
         # What finetuning draws from, as state.json stores it (lists, not tuples), so a resume compares equal.
         bpp = self.args.train_bpp
         return {"codecs": self.train_codecs, "bpp": list(bpp) if isinstance(bpp, tuple) else bpp,
-                "clean_share": self.args.clean_share}
+                "clean_share": self.args.clean_share,
+                # Stored variants (--train-store) are other images than variants coded in the run.
+                **({"stored_variants": self.train_source.variants} if self.train_source is not None else {})}
 
     def _open_state(self) -> RunState:
         acc, path = self.acc, self.out / "state.json"
@@ -244,7 +248,9 @@ class Protocol:
         acc, args = self.acc, self.args
         # Keyed draws (geometry, and the mix's codec, target and clean choice); library codecs are compressed in the
         # DataLoader workers, the rest on the device batch in train_epoch.
-        samples = TrainingSamples(self.data.train, args.seed, phase, mix)
+        source = self.train_source if mix is not None else None
+        samples = TrainingSamples(self.data.train, args.seed, phase, mix, source=source,
+                                  variants=source.variants if source is not None else 0)
         loader = _loader(samples, args.batch_size, True, args)
         # The scheduler is stepped once per process per optimizer step (accelerate's convention), so the schedule
         # is laid out over the unsharded number of steps.
@@ -304,6 +310,19 @@ class Protocol:
         model = acc.unwrap_model(model, keep_fp32_wrapper=False)
         acc.free_memory()
         return model
+
+    def _train_source(self) -> Any:
+        # --train-store: the stored variants of the finetuning mix, decoded where samples are loaded (nothing encoded).
+        from augcomp.data import CodecMix
+        from augcomp.data.train_store import open_variants
+        from augcomp.experiment.precompute import train_store_hint
+        from augcomp.store import StoreError
+
+        mix = CodecMix(self.train_codecs, self.args.train_bpp, self.args.clean_share)
+        try:
+            return open_variants(self.args.train_store, mix, self.args.seed, train_store_hint(self.args, mix))
+        except (StoreError, OSError) as e:
+            raise RecipeError(f"--train-store {self.args.train_store}: {e}") from None
 
     def _restore_random(self, ckpt: Path, generators: dict[str, torch.Generator]) -> None:
         path = Path(rng.state_file(ckpt, self.acc.process_index))
@@ -405,7 +424,7 @@ class Protocol:
         train = dict.fromkeys(WORK_KEYS, 0) | {"train_data_wait_seconds": 0.0}
         train |= self.state.phase("finetune").get("codec_work", {})
         train["train_data_wait_seconds"] = round(float(train["train_data_wait_seconds"]), 3)
-        return {"store": getattr(self.args, "store", None),
+        return {"store": getattr(self.args, "store", None), "train_store": getattr(self.args, "train_store", None),
                 **{f"sweep_{k}": (round(v, 3) if isinstance(v, float) else v) for k, v in sweep.items()}, **train}
 
     def _report(self) -> dict[str, Any]:

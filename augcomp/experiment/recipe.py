@@ -56,8 +56,9 @@ def _check_cpu_launch() -> None:
     if env.get("ACCELERATE_USE_CPU", "").lower() == "true" and "MASTER_ADDR" in env and single:
         raise RecipeError(
             "accelerate launch --cpu with --num_processes > 1 starts a single process here (accelerate starts several "
-            "CPU processes only through mpirun); for N CPU processes run `accelerate launch --multi_gpu "
-            "--num_processes N recipes/<task>.py --cpu ...` (torchrun; the processes talk through gloo)"
+            "CPU processes only through mpirun); for N CPU processes run `torchrun --nproc_per_node N "
+            "recipes/<task>.py --cpu ...` or `accelerate launch --multi_gpu --num_processes N recipes/<task>.py "
+            "--cpu ...` (which runs torchrun; the processes talk through gloo)"
         )
 
 
@@ -113,6 +114,11 @@ def plan(task: Task, data: DataBundle, args: argparse.Namespace, codecs: list[st
     coded = (f"store {store}: entries found are decoded, the rest encoded and added" if store
              else "encoded in the run, kept in memory up to --cache-val-mb (no --store)")
     lines.append(f"coded files     {coded}")
+    if getattr(args, "train_store", None):
+        from augcomp.data.train_store import describe_train_store
+
+        lines.append(wrapped("train store     ", describe_train_store(args.train_store, train_codecs, args.train_bpp,
+                                                                      args.seed, args.clean_share), indent=16))
     outputs = ", ".join(f.name for f in RUN_FILE_TABLE)
     lines += [
         f"processes       {num_processes}, mixed precision {args.mixed_precision or 'accelerate default'}",

@@ -177,6 +177,30 @@ class Store:
                     found[key] = entry
         return found
 
+    def read_one(self, key: str) -> Entry | None:
+        """The entry of ``key``, reading only the row group that holds it (a training sample's variant: one
+        random entry at a time, where :meth:`read` would read whole part files); None if absent or bad."""
+        pq = _require_pyarrow()
+        if key not in self._index:
+            self.refresh()
+        for part, row, _ in self._index.get(key, []):
+            try:
+                with self.fs.open(part, "rb") as f:
+                    reader = pq.ParquetFile(f)
+                    meta = reader.metadata
+                    group, start = 0, 0
+                    while group < meta.num_row_groups and start + meta.row_group(group).num_rows <= row:
+                        start += meta.row_group(group).num_rows
+                        group += 1
+                    table = reader.read_row_group(group)
+            except Exception:
+                continue
+            values = {name: table.column(name)[row - start].as_py() for name in table.column_names}
+            entry = Entry(**values)
+            if entry.key == key and entry.checksum == entry.expected_checksum():
+                return entry
+        return None
+
     # ------------------------------------------------------------------------------------------ writing
 
     def _ensure(self) -> None:
@@ -194,8 +218,13 @@ class Store:
             f.write(data)
         self.fs.mv(tmp, path)
 
-    def write(self, entries: Sequence[Entry]) -> str | None:
-        """Adds ``entries`` as one new part file (complete or not at all); returns its path (None if empty)."""
+    def write(self, entries: Sequence[Entry], row_group_size: int | None = None) -> str | None:
+        """Adds ``entries`` as one new part file (complete or not at all); returns its path (None if empty).
+
+        Args:
+            row_group_size: entries per Parquet row group (default: one group); small groups let
+                :meth:`read_one` read one entry without the rest of the part.
+        """
         if not entries:
             return None
         import pyarrow as pa
@@ -213,7 +242,8 @@ class Store:
         compression["data"] = "none"
         with self.fs.open(tmp, "wb") as f:
             pq.write_table(table, f, compression=compression, use_dictionary=_STRING_COLUMNS,
-                           write_statistics=[c for c in schema().names if c != "data"])
+                           write_statistics=[c for c in schema().names if c != "data"],
+                           row_group_size=row_group_size)
         self.fs.mv(tmp, final)
         self._add_rows(final, [{k: r[k] for k in INDEX_COLUMNS} for r in rows])
         self._seen.add(final)
