@@ -19,6 +19,8 @@ import argparse
 import json
 from typing import Any
 
+from augcomp._errors import ArgumentError
+
 __all__ = ["add_store_commands"]
 
 
@@ -66,7 +68,8 @@ def cmd_precompute(args: argparse.Namespace) -> int:
 
     if args.variants is not None:
         if args.bpp_grid is not None:
-            raise ValueError("--bpp-grid is for a sweep split; with --variants the targets are drawn from --train-bpp")
+            raise ArgumentError("--bpp-grid is for a sweep split; with --variants the targets are drawn from "
+                                "--train-bpp")
         summary = precompute_variants(task=args.task, data_root=args.data_root, split=args.split or "train",
                                       variants=args.variants, store=args.store, options=_recipe_options(args),
                                       engine=args.engine, workers=args.workers, ray_address=args.ray_address,
@@ -81,10 +84,10 @@ def cmd_precompute(args: argparse.Namespace) -> int:
         return 0
     for option, value in (("--codecs", args.codecs), ("--bpp-grid", args.bpp_grid)):
         if value is None:
-            raise ValueError(f"{option} is required for a sweep split (or give --variants K for a training split)")
+            raise ArgumentError(f"{option} is required for a sweep split (or give --variants K for a training split)")
     for option in ("train_codecs", "train_bpp", "seed", "train_size"):
         if getattr(args, option) is not None:
-            raise ValueError(f"--{option.replace('_', '-')} is for a training split with --variants K")
+            raise ArgumentError(f"--{option.replace('_', '-')} is for a training split with --variants K")
     summary = precompute(task=args.task, data_root=args.data_root, split=args.split or "val", codecs=args.codecs,
                          bpp_grid=args.bpp_grid, image_size=args.image_size, store=args.store, engine=args.engine,
                          workers=args.workers, ray_address=args.ray_address, flush_every=args.flush_every,
