@@ -427,6 +427,7 @@ JPEG = register(
         reference="libjpeg-turbo (torchvision, Pillow)",
         family="traditional",
         suffixes=(".jpg", ".jpeg"),
+        accepted=("grad", "subsampling", "include_header", "backend", "compile", "threads", "tol"),
         description="baseline JPEG as libjpeg-turbo writes it (IJG tables, 4:2:0, fancy upsampling)",
     )
 )
