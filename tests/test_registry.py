@@ -7,8 +7,10 @@ Every filter of ``codecs.list`` is checked against the entries' own attributes (
 from __future__ import annotations
 
 import inspect
+import re
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -172,3 +174,71 @@ def test_clear_cache_imports_no_codec_module():
             "('augcomp.codecs.registry', 'augcomp.codecs.base', 'augcomp.codecs.library', "
             "'augcomp.codecs._containers')]; assert not loaded, loaded")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+# ------------------------------------------------------------------ adding a codec: its module and one register call
+
+_NEW_MODULE = '''
+"""Pillow's JPEG at an integer quality, as a library codec: a codec module written for this test alone."""
+import io
+
+import numpy as np
+from PIL import Image
+
+from augcomp.codecs.library import LIBRARY_OPTIONS, LibraryCodec
+from augcomp.codecs.registry import CodecEntry, register
+
+
+class PillowJPEG(LibraryCodec):
+    def encode(self, image, level):
+        out = io.BytesIO()
+        Image.fromarray(image[..., 0] if image.shape[2] == 1 else image).save(out, "JPEG", quality=int(level))
+        return out.getvalue()
+
+    def decode(self, data):
+        with Image.open(io.BytesIO(data)) as im:
+            return np.asarray(im)
+
+    def payload_bits(self, data):
+        return 8 * len(data)
+
+
+register(CodecEntry(name="test-pillow-jpeg", builder=PillowJPEG, level_range=(1.0, 95.0), discrete=True,
+                    channels=(1, 3), devices=("cpu",), accepted=LIBRARY_OPTIONS, reference="Pillow"))
+'''
+
+
+def test_a_new_codec_module_needs_no_other_edit(tmp_path):
+    # The module sits in a folder added to the codecs package's path before the registry first loads: nothing names
+    # it (no BUILTIN_MODULES line), and every entry point and query finds it.
+    (tmp_path / "pillow_jpeg_test.py").write_text(_NEW_MODULE)
+    code = f"""
+import io, torch
+from PIL import Image
+import augcomp, augcomp.codecs as c
+from augcomp.cli import codec_rows
+c.__path__.append({str(tmp_path)!r})
+name = "test-pillow-jpeg"
+assert c.list()[-1] == name and name in c.list(kind="library", channels=1, available=True), c.list()
+x = torch.randint(0, 256, (2, 3, 24, 32), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+out = augcomp.compress(x, name, quality=torch.tensor([30.0, 80.0]), files=True)
+for i, data in enumerate(out.files):
+    with Image.open(io.BytesIO(data)) as im:
+        assert im.format == "JPEG"
+    assert torch.equal(augcomp.decompress(data, name), out.image[i]) and out.bits[i] == 8 * len(data)
+y = augcomp.transforms.Compress(name, bpp=(0.5, 3.0), generator=torch.Generator().manual_seed(0))(x)
+assert y.shape == x.shape and y.dtype == torch.uint8
+assert [r["usable"] for r in codec_rows() if r["name"] == name] == ["yes"]
+print("ok")
+"""
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0 and proc.stdout.strip() == "ok", proc.stderr[-3000:]
+
+
+def test_every_extra_an_entry_names_is_a_pyproject_extra():
+    text = (Path(__file__).parents[1] / "pyproject.toml").read_text()
+    section = text.split("[project.optional-dependencies]", 1)[1].split("\n[", 1)[0]  # tomllib needs Python 3.11
+    extras = set(re.findall(r"^([a-z][a-z0-9-]*) = ", section, flags=re.M))
+    assert {"codecs", "neural"} <= extras
+    for e in _entries():
+        assert e.extra is None or e.extra in extras, (e.name, e.extra)
