@@ -83,7 +83,6 @@ class NeuralCodec(Codec):
         - output: image like ``x``; bits ``(B,)`` float32.
     """
 
-    channels = (3,)
     runtime_options = ("grad", "max_batch")
 
     def __init__(self, entry: CodecEntry, arch: Arch, *, grad: str = "ste", metric: str = "mse",
