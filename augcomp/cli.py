@@ -182,13 +182,13 @@ def _save_image(x: Tensor, path: str) -> None:
 
 def _codec_options(args: argparse.Namespace, entry: Any) -> dict[str, Any]:
     # Each option goes to the codecs whose builder takes it; the entry says which, not the codec's name.
-    accepted = entry.accepted_options()
+    accepted = entry.accepted
     options: dict[str, Any] = {}
     for option in ("backend", "weights"):
         value = getattr(args, option, None)
         if not value:
             continue
-        if accepted is not None and option not in accepted:
+        if option not in accepted:
             raise CLIError(f"--{option} is not an option of {entry.name} (its options: {', '.join(accepted)})")
         options[option] = value
     return options

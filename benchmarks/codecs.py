@@ -154,7 +154,7 @@ def _options(name: str, threads: int | None) -> dict[str, Any]:
     # The options of every call for ``name``: the same ones give the same cached codec instance (codecs.get).
     entry = codecs.entry(name)
     opts: dict[str, Any] = {"grad": "none" if "none" in entry.grad_modes else entry.grad_modes[0]}
-    if threads is not None and "threads" in (entry.accepted_options() or ["threads"]):
+    if threads is not None and "threads" in entry.accepted:
         opts["threads"] = threads
     return opts
 

@@ -5,9 +5,9 @@ fewer encodes a sample needs. The predictions are fitted tables:
 
 - JPEG: ``log(scan bpp) ~ T[q] + B[q] * (activity - mean activity)`` at 23 qualities, on 156 crops of 48 to 320 pixels
   a side (12 per photograph, seed 0), with :func:`augcomp.codecs.jpeg.activity` as the texture measure.
-- Library codecs with a ``rate_curve`` (WebP, AVIF, HEIC, JPEG XL): ``log(bpp) ~ a + b * fine + c * coarse`` at each
-  level of the codec's grid, on ``augcomp.samples.natural_crops(48, 224)``, with
-  :func:`augcomp.codecs._containers.texture` as the texture measures.
+- Codecs whose registry entry has a ``rate_curve`` (WebP, AVIF, HEIC, JPEG XL):
+  ``log(bpp) ~ a + b * fine + c * coarse`` at each level of the codec's grid, on
+  ``augcomp.samples.natural_crops(48, 224)``, with :func:`augcomp.codecs._containers.texture` as the texture measures.
 
 For each codec this prints the refitted table as Python, its largest difference from the shipped one, and the
 median error of both predictions on the fitting crops and on held-out crops (the same recipe with seed 1);
@@ -36,10 +36,14 @@ from augcomp import codecs  # noqa: E402
 from augcomp._api import compress  # noqa: E402
 from augcomp.availability import codec_available  # noqa: E402
 
-CURVE_CODECS = ("webp", "avif", "heic", "jpegxl")
 # The photographs and crops the JPEG prior was fitted on.
 JPEG_IMAGES = ("astronaut", "coffee", "chelsea", "rocket", "motorcycle_left", "immunohistochemistry",
                "hubble_deep_field", "retina", "colorwheel", "cat", "logo", "motorcycle_right", "stereo_motorcycle")
+
+
+def curve_codecs() -> list[str]:
+    """The codecs whose entry has a fitted ``rate_curve``: a query over the registry, not a list."""
+    return codecs.list(where=lambda e: e.rate_curve is not None)
 
 
 def jpeg_crops(per_image: int = 12, seed: int = 0) -> list[torch.Tensor]:
@@ -98,7 +102,7 @@ def _curve_data(name: str, batch: int, size: int, seed: int, progress: bool) -> 
     from augcomp.codecs._containers import texture
     from augcomp.samples import natural_crops
 
-    levels = codecs.get(name).rate_curve[0]
+    levels = codecs.entry(name).rate_curve[0]
     crops = natural_crops(batch, size, seed=seed)
     features = np.array([texture(image) for image in crops.permute(0, 2, 3, 1).numpy()])
     rates = [np.log(compress(crops, name, quality=float(level)).bpp.double().numpy())
@@ -107,7 +111,7 @@ def _curve_data(name: str, batch: int, size: int, seed: int, progress: bool) -> 
 
 
 def fit_curve(name: str, batch: int, size: int, progress: bool = True) -> dict:
-    levels, shipped = codecs.get(name).rate_curve
+    levels, shipped = codecs.entry(name).rate_curve
     shipped = np.array(shipped)
     design, rates = _curve_data(name, batch, size, 0, progress)
     fitted, *_ = np.linalg.lstsq(design, rates, rcond=None)  # (3, levels)
@@ -138,17 +142,19 @@ def as_python(table: list[list[float]]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--codecs", default=",".join(("jpeg", *CURVE_CODECS)),
-                        help="comma-separated: jpeg and the codecs with a rate_curve (default: all usable here)")
+    fitted = ("jpeg", *curve_codecs())  # JPEG's prior is its module's own table (fit_jpeg); the others are curves
+    parser.add_argument("--codecs", default=",".join(fitted),
+                        help=f"comma-separated: jpeg and the codecs with a rate_curve (default: all usable here: "
+                             f"{','.join(fitted)})")
     parser.add_argument("--batch", type=int, default=48, help="crops for the curve codecs (default 48)")
     parser.add_argument("--size", type=int, default=224, help="crop side for the curve codecs (default 224)")
     parser.add_argument("--out", default="results/priors", help="output folder (default results/priors)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     args = parser.parse_args(argv)
     names = [n.strip() for n in args.codecs.split(",") if n.strip()]
-    unknown = [n for n in names if n != "jpeg" and n not in CURVE_CODECS]
+    unknown = [n for n in names if n not in fitted]
     if unknown:
-        parser.error(f"--codecs: {unknown} have no fitted prior; choose from {('jpeg', *CURVE_CODECS)}")
+        parser.error(f"--codecs: {unknown} have no fitted prior; choose from {fitted}")
     results = []
     for name in names:
         usable, why = codec_available(name)

@@ -13,6 +13,7 @@ import numpy as np
 
 from augcomp import codecs
 from augcomp.codecs import CodecEntry, LibraryCodec
+from augcomp.codecs.library import LIBRARY_OPTIONS
 
 NAME = "toy-posterize"
 HEADER = 6  # height, width, channels, dropped bits
@@ -45,6 +46,6 @@ def register() -> CodecEntry:
     return codecs.register(
         CodecEntry(name=NAME, builder=Posterize, level_range=(1.0, 8.0), discrete=True, level_name="bits",
                    channels=(1, 3), devices=("cpu",), grad_modes=("ste", "none"), reference="numpy + zlib",
-                   family="test", description="posterize and deflate (tests only)"),
+                   family="test", accepted=LIBRARY_OPTIONS, description="posterize and deflate (tests only)"),
         replace=True,
     )

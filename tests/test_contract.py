@@ -17,8 +17,9 @@ _toy_codec.register()
 
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 DTYPES = [torch.uint8, torch.float16, torch.bfloat16, torch.float32, torch.float64]
-# Codecs whose optional package is installed here; the others are checked for their error in test_missing_extra.
-USABLE = [n for n in codecs.list() if codecs.entry(n).missing() is None]
+# Codecs whose optional package is installed here (a registry query); the others are checked for their error in
+# test_missing_extra_is_named.
+USABLE = codecs.list(installed=True)
 
 
 def _options(name: str) -> dict:
@@ -135,6 +136,13 @@ def test_toy_codec_goes_through_every_entry_point():
     assert out.level.tolist() == [float(int(v)) for v in out.level.tolist()]
     y = Compress(_toy_codec.NAME, bpp=(0.5, 3.0), generator=torch.Generator().manual_seed(0))(x)
     assert y.shape == x.shape and y.dtype == torch.uint8
+    coded = augcomp.compress(x, _toy_codec.NAME, quality=torch.tensor([2.0, 4.0, 6.0, 8.0]), files=True)
+    for i, data in enumerate(coded.files):
+        assert torch.equal(augcomp.decompress(data, _toy_codec.NAME, channels=1), coded.image[i])
+        assert float(coded.bits[i]) == 8 * (len(data) - _toy_codec.HEADER)
+    assert torch.equal(coded.image[-1], x[-1])  # 8 bits kept: lossless
+    # The one register() call is all it took: the contract tests above ran on it, and the registry's queries find it.
+    assert _toy_codec.NAME in USABLE and _toy_codec.NAME in codecs.list(kind="library", channels=1, available=True)
     assert _toy_codec.NAME in codecs.list()
     e = codecs.unregister(_toy_codec.NAME)
     assert _toy_codec.NAME not in codecs.list()

@@ -10,12 +10,10 @@ import pytest
 import torch
 
 from augcomp import codecs, compress, decompress
-from augcomp.availability import codec_available
 from augcomp.samples import natural_crops
 
 # Every codec whose file is its library's own, usable here: a query over the registry, not a list.
-FILE_CODECS = [n for n in codecs.list()
-               if codecs.entry(n).file_kind == "file" and codecs.entry(n).suffixes and codec_available(n)[0]]
+FILE_CODECS = codecs.list(file_kind="file", available=True, where=lambda e: bool(e.suffixes))
 
 
 def _library_decode(name: str, data: bytes, channels: int) -> np.ndarray:

@@ -26,11 +26,12 @@ from augcomp.codecs.jpeg import scan_length
 from augcomp.codecs.neural import NeuralCodec
 from augcomp.rate import DEFAULT_TOL
 
-NEURAL = [n for n in codecs.list() if codecs.entry(n).extra == "neural"]
-ZOO_DISCRETE = ["bmshj2018-factorized", "bmshj2018-hyperprior", "mbt2018-mean", "mbt2018", "cheng2020-anchor",
-                "cheng2020-attn"]
-ZOO_VBR = ["bmshj2018-hyperprior-vbr", "mbt2018-mean-vbr", "mbt2018-vbr"]
-AUTOREGRESSIVE = {"mbt2018", "cheng2020-anchor", "cheng2020-attn", "mbt2018-vbr"}
+# Registry queries, not lists: every neural codec, the CompressAI zoo's per-quality and variable-rate models, and the
+# zoo models whose compress() is not serial (their coded files are CompressAI's strings).
+NEURAL = codecs.list(kind="neural")
+ZOO_DISCRETE = codecs.list(weights="compressai", where=lambda e: e.discrete)
+ZOO_VBR = codecs.list(weights="compressai", where=lambda e: not e.discrete)
+ZOO_PARALLEL = codecs.list(weights="compressai", file_kind="strings")
 
 
 def skimage_image(name: str) -> torch.Tensor:
@@ -92,6 +93,7 @@ def test_import_does_not_import_compressai():
 def test_zoo_entries_match_compressai_tables():
     from compressai.zoo import image, image_vbr
 
+    assert ZOO_DISCRETE and ZOO_VBR and "mbt2018-mean" in ZOO_DISCRETE and "mbt2018-mean-vbr" in ZOO_VBR
     for name in ZOO_DISCRETE:
         e = codecs.entry(name)
         arch = e.builder.arch
@@ -120,6 +122,8 @@ def test_pad_multiples_are_the_models_downsampling():
             y = model.g_a(x)
             z = model.h_a(y) if hasattr(model, "h_a") else y
         assert z.shape[-1] == 1, name  # exactly one hyper-latent (or latent) per padded block
+        # Coded files keep pixels exactly for the models whose compress() decodes one position at a time.
+        assert hasattr(model, "context_prediction") == (e.file_kind == "pixels"), name
 
 
 @pytest.mark.parametrize("name", NEURAL)
@@ -159,8 +163,7 @@ def test_models_are_frozen_cached_and_shared():
 # -------------------------------------------------------------------------------------------------- bits vs oracle
 
 
-@pytest.mark.parametrize("name", ["bmshj2018-factorized", "bmshj2018-hyperprior", "mbt2018-mean",
-                                  "bmshj2018-hyperprior-vbr", "mbt2018-mean-vbr"])
+@pytest.mark.parametrize("name", ZOO_PARALLEL)
 def test_bpp_estimate_matches_bitstream_random_init(name, natural):
     e = codecs.entry(name)
     codec = codecs.get(name, pretrained=False, grad="none")

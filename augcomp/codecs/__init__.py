@@ -4,12 +4,14 @@ from augcomp.codecs.base import GRAD_MODES, Codec
 from augcomp.codecs.library import LibraryCodec
 from augcomp.codecs.registry import (
     ANY_DEVICE,
+    KINDS,
     CodecEntry,
     MissingExtraError,
     clear_cache,
     entry,
     get,
     list,
+    on_clear,
     register,
     unregister,
 )
@@ -19,12 +21,14 @@ __all__ = [
     "Codec",
     "CodecEntry",
     "GRAD_MODES",
+    "KINDS",
     "LibraryCodec",
     "MissingExtraError",
     "clear_cache",
     "entry",
     "get",
     "list",
+    "on_clear",
     "register",
     "unregister",
 ]

@@ -8,7 +8,7 @@ import numpy as np
 
 from augcomp._errors import ArgumentError
 from augcomp.codecs._containers import avif_frame_bytes
-from augcomp.codecs.library import LibraryCodec
+from augcomp.codecs.library import LIBRARY_OPTIONS, LibraryCodec
 from augcomp.codecs.registry import CodecEntry, MissingExtraError, register
 from augcomp.rate import DEFAULT_TOL
 
@@ -69,8 +69,6 @@ class AVIFCodec(LibraryCodec):
         - level (quality): ``(B,)`` integers in [0, 100].
         - output: image like ``x``; bits ``(B,)`` float32.
     """
-
-    rate_curve = (_LEVELS, _TABLE)
 
     def __init__(self, entry: CodecEntry, grad: str = "ste", speed: int = 6, subsampling: str = "420",
                  tune: str = "ssim", include_header: bool = False, threads: int | None = None,
@@ -143,6 +141,8 @@ AVIF = register(
         min_size=1,
         family="traditional",
         suffixes=(".avif",),
+        accepted=(*LIBRARY_OPTIONS, "speed", "subsampling", "tune"),
+        rate_curve=(_LEVELS, _TABLE),
         description="AVIF (AV1 intra, 4:2:0) by libavif + libaom through Pillow; quality 0-100",
     )
 )

@@ -8,7 +8,7 @@ import numpy as np
 
 from augcomp._errors import ArgumentError
 from augcomp.codecs._containers import heic_slice_bytes
-from augcomp.codecs.library import LibraryCodec
+from augcomp.codecs.library import LIBRARY_OPTIONS, LibraryCodec
 from augcomp.codecs.registry import CodecEntry, register
 from augcomp.rate import DEFAULT_TOL
 
@@ -63,8 +63,6 @@ class HEICCodec(LibraryCodec):
         - level (quality): ``(B,)`` integers in [0, 100].
         - output: image like ``x``; bits ``(B,)`` float32.
     """
-
-    rate_curve = (_LEVELS, _TABLE)
 
     def __init__(self, entry: CodecEntry, grad: str = "ste", preset: str = "ultrafast", subsampling: str = "420",
                  include_header: bool = False, threads: int | None = None, tol: float = DEFAULT_TOL) -> None:
@@ -122,6 +120,8 @@ HEIC = register(
         min_size=1,
         family="traditional",
         suffixes=(".heic", ".heif"),
+        accepted=(*LIBRARY_OPTIONS, "preset", "subsampling"),
+        rate_curve=(_LEVELS, _TABLE),
         description="HEIC (HEVC intra, 4:2:0) by libheif + x265 through pillow-heif; quality 0-100",
     )
 )

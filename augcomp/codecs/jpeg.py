@@ -71,7 +71,6 @@ class JPEGCodec(Codec):
         - output: image like ``x``; bits ``(B,)`` float32.
     """
 
-    channels = (1, 3)
     accepts_uint8 = True  # uint8 stays uint8 on the native path: no float round trip around libjpeg
     # Both backends and the compiled path write the same bytes (tested), so none of them changes a stored entry.
     runtime_options = ("threads", "grad", "backend", "compile")
@@ -428,6 +427,7 @@ JPEG = register(
         reference="libjpeg-turbo (torchvision, Pillow)",
         family="traditional",
         suffixes=(".jpg", ".jpeg"),
+        accepted=("grad", "subsampling", "include_header", "backend", "compile", "threads", "tol"),
         description="baseline JPEG as libjpeg-turbo writes it (IJG tables, 4:2:0, fancy upsampling)",
     )
 )

@@ -8,7 +8,7 @@ import numpy as np
 
 from augcomp._errors import ArgumentError
 from augcomp.codecs._containers import j2k_tile_data_bytes, jp2_codestream
-from augcomp.codecs.library import LibraryCodec
+from augcomp.codecs.library import LIBRARY_OPTIONS, LibraryCodec
 from augcomp.codecs.registry import CodecEntry, MissingExtraError, register
 from augcomp.rate import DEFAULT_TOL
 
@@ -145,6 +145,7 @@ JPEG2000 = register(
         min_size=1,
         family="traditional",
         suffixes=(".jp2", ".j2k"),
+        accepted=(*LIBRARY_OPTIONS, "irreversible", "mct"),
         description="JPEG 2000 (9/7 wavelet, colour transform, one layer) by OpenJPEG through Pillow; "
                     "compression ratio 1-1000",
     )

@@ -6,7 +6,7 @@ import numpy as np
 
 from augcomp._errors import ArgumentError
 from augcomp.codecs._containers import jxl_codestream
-from augcomp.codecs.library import LibraryCodec
+from augcomp.codecs.library import LIBRARY_OPTIONS, LibraryCodec
 from augcomp.codecs.registry import CodecEntry, MissingExtraError, register
 from augcomp.rate import DEFAULT_TOL
 
@@ -58,8 +58,6 @@ class JPEGXLCodec(LibraryCodec):
         - level (distance): ``(B,)`` in [0.1, 25].
         - output: image like ``x``; bits ``(B,)`` float32.
     """
-
-    rate_curve = (_LEVELS, _TABLE)
 
     def __init__(self, entry: CodecEntry, grad: str = "ste", effort: int = 5, include_header: bool = False,
                  threads: int | None = None, tol: float = DEFAULT_TOL) -> None:
@@ -113,6 +111,8 @@ JPEGXL = register(
         min_size=1,
         family="traditional",
         suffixes=(".jxl",),
+        accepted=(*LIBRARY_OPTIONS, "effort"),
+        rate_curve=(_LEVELS, _TABLE),
         description="lossy JPEG XL (VarDCT, XYB) by libjxl through imagecodecs; Butteraugli distance 0.1-25",
     )
 )

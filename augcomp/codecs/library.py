@@ -6,7 +6,8 @@ bitstream, and rate control keeps the bytes of the best candidate so that only o
 on an accelerator is copied to the host and back.
 
 A new library codec is one subclass that writes :meth:`LibraryCodec.encode`, :meth:`LibraryCodec.decode` and
-:meth:`LibraryCodec.payload_bits`, plus one :func:`~augcomp.codecs.registry.register` call.
+:meth:`LibraryCodec.payload_bits`, plus one :func:`~augcomp.codecs.registry.register` call whose entry declares
+``accepted=LIBRARY_OPTIONS`` (and the subclass's own options).
 """
 
 from __future__ import annotations
@@ -27,7 +28,10 @@ from augcomp.codecs.base import Codec
 from augcomp.codecs.registry import CodecEntry
 from augcomp.rate import DEFAULT_TOL, search
 
-__all__ = ["LibraryCodec", "default_threads", "map_images"]
+__all__ = ["LIBRARY_OPTIONS", "LibraryCodec", "default_threads", "map_images"]
+
+# The options LibraryCodec itself takes; a codec's entry declares these plus its own (CodecEntry.accepted).
+LIBRARY_OPTIONS = ("grad", "include_header", "threads", "tol")
 
 _POOLS: dict[int, ThreadPoolExecutor] = {}
 _POOLS_LOCK = threading.Lock()
@@ -85,9 +89,6 @@ class LibraryCodec(Codec):
 
     accepts_uint8 = True
     level_step: float | None = None  # candidate levels in rate control are multiples of this (discrete: 1)
-    # (levels, (a, b, c)): a fitted rate curve, log(bpp) ~ a + b * fine + c * coarse at each level (see curve_prior);
-    # benchmarks/fit_priors.py refits it.
-    rate_curve: tuple[Sequence[float], Sequence[Sequence[float]]] | None = None
 
     def __init__(self, entry: CodecEntry, grad: str = "ste", include_header: bool = False,
                  threads: int | None = None, tol: float = DEFAULT_TOL) -> None:
@@ -115,10 +116,10 @@ class LibraryCodec(Codec):
         raise NotImplementedError
 
     def rate_prior(self, image: np.ndarray, target_bpp: float) -> tuple[float, float]:
-        """``(start level, |d log(bits) / d level|)`` for the search: from :attr:`rate_curve` where the codec has
-        one, else the middle of the range."""
-        if self.rate_curve is not None:
-            return curve_prior(image, target_bpp, *self.rate_curve)
+        """``(start level, |d log(bits) / d level|)`` for the search: from the entry's ``rate_curve`` where the
+        codec has one, else the middle of the range."""
+        if self.entry.rate_curve is not None:
+            return curve_prior(image, target_bpp, *self.entry.rate_curve)
         lo, hi = self.entry.level_range
         return (lo + hi) / 2, float(np.log(30.0) / (hi - lo))
 

@@ -39,10 +39,10 @@ from augcomp.codecs._compressai_models import (
     per_quality,
 )
 from augcomp.codecs.base import Codec
-from augcomp.codecs.registry import ANY_DEVICE, CodecEntry, register
+from augcomp.codecs.registry import ANY_DEVICE, CodecEntry, on_clear, register
 from augcomp.rate import closeness, drops_converged, search
 
-__all__ = ["NeuralCodec", "ZooBuilder", "VBR_GAIN_RANGE", "clear_models", "get_model"]
+__all__ = ["NEURAL_OPTIONS", "NeuralCodec", "ZooBuilder", "VBR_GAIN_RANGE", "clear_models", "get_model"]
 
 # CompressAI's variable-rate models are trained with gains 0.1 .. 1.0 (ScaleHyperpriorVbr.Gain at initialisation).
 VBR_GAIN_RANGE = (0.1, 1.0)
@@ -84,7 +84,6 @@ class NeuralCodec(Codec):
         - output: image like ``x``; bits ``(B,)`` float32.
     """
 
-    channels = (3,)
     runtime_options = ("grad", "max_batch")
 
     def __init__(self, entry: CodecEntry, arch: Arch, *, grad: str = "ste", metric: str = "mse",
@@ -369,8 +368,10 @@ _MODELS: dict[tuple, nn.Module] = {}
 _LOCK = threading.Lock()
 
 
+@on_clear
 def clear_models() -> None:
-    """Forgets every built neural model (frees memory; the next use rebuilds or reloads)."""
+    """Forgets every built neural model (frees memory; the next use rebuilds or reloads); runs on every
+    :func:`~augcomp.codecs.registry.clear_cache`."""
     with _LOCK:
         _MODELS.clear()
 
@@ -433,12 +434,15 @@ def _load(name: str, arch: Arch, index: int, metric: str, pretrained: bool, weig
 # ---------------------------------------------------------------------------------------------------- registry
 
 
+# The keyword options of NeuralCodec, declared on every neural entry (the builder supplies ``arch``).
+NEURAL_OPTIONS = ("grad", "metric", "pretrained", "weights", "max_batch", "autocast")
+
+
 @dataclass(frozen=True)
 class ZooBuilder:
     """Registry builder: ``builder(entry, **options)`` -> :class:`NeuralCodec` for one :class:`Arch`."""
 
     arch: Arch
-    codec_class = None  # set below: the registry reads the accepted options from NeuralCodec's signature
 
     def __call__(self, entry: CodecEntry, **options) -> NeuralCodec:
         return NeuralCodec(entry, self.arch, **options)
@@ -454,10 +458,8 @@ def _register(name: str, arch: Arch, *, pad_multiple: int, description: str, fam
                         channels=(3,), devices=ANY_DEVICE, grad_modes=("ste", "none"), extra="neural",
                         requires=("compressai",), pad_multiple=pad_multiple, weights=weights, family=family,
                         description=description, file_kind="pixels" if serial else "strings",
-                        batch_invariant=False))
+                        batch_invariant=False, accepted=NEURAL_OPTIONS))
 
-
-ZooBuilder.codec_class = NeuralCodec
 
 # Widths (N, M) per quality are those of CompressAI's zoo checkpoints; each model family below is the class those
 # checkpoints were trained as (CompressAI's own "bmshj2018-factorized-relu" zoo entry builds the GDN model instead).

@@ -5,8 +5,10 @@ its gradient modes, the reference it is exact to, the optional package it needs,
 in its single :class:`CodecEntry`, the way libjpeg-turbo picks each coder's functions once at init. Nothing outside
 this module asks for a codec's name or family to decide what to do.
 
-A new codec is one module that defines its :class:`~augcomp.codecs.base.Codec` subclass and calls :func:`register`
-once; built-in modules are listed in :data:`BUILTIN_MODULES`.
+A new codec is one module of the ``augcomp.codecs`` package that defines its :class:`~augcomp.codecs.base.Codec`
+subclass and calls :func:`register` once: the registry imports every public module of the package on first use, so
+nothing else names the module. Every list of codecs is a query: ``list(kind="library", available=True)``, as timm's
+``list_models`` filters its own registry. A module that keeps a cache registers its clearing with :func:`on_clear`.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from __future__ import annotations
 import builtins
 import importlib
 import importlib.util
-import inspect
+import pkgutil
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -30,16 +32,19 @@ __all__ = [
     "BUILTIN_MODULES",
     "CodecEntry",
     "FILE_KINDS",
+    "KINDS",
     "MissingExtraError",
     "clear_cache",
     "entry",
     "get",
     "list",
+    "on_clear",
     "register",
     "unregister",
 ]
 
-# The codec modules that ship with augcomp, imported (and so registered) on first use of the registry.
+# The order listings show the shipped codecs in. Every public module of augcomp.codecs is imported (and so registers
+# its codecs) on first use of the registry, named here or not; the codecs of a module not named here come after.
 BUILTIN_MODULES = (
     "augcomp.codecs.jpeg",
     "augcomp.codecs.webp",
@@ -52,6 +57,7 @@ BUILTIN_MODULES = (
 
 ANY_DEVICE = ("any",)
 FILE_KINDS = ("file", "strings", "pixels")
+KINDS = ("library", "tensor", "neural")  # list(kind=...): see CodecEntry.kinds
 
 
 class MissingExtraError(AugcompError, ImportError):
@@ -91,6 +97,11 @@ class CodecEntry:
         batch_invariant: whether a sample's output does not depend on the other samples of its batch (False for
             floating-point models, whose kernels may sum in another order for another batch size); coded files meant
             to be reproduced exactly are then made one sample at a time.
+        accepted: the keyword options the builder takes (``grad``, ``threads``, ...): :meth:`build` refuses any
+            other with an error naming the codec, the option and these.
+        rate_curve: ``(levels, (a, b, c))``, a fitted rate curve that warm-starts bpp targeting of a library codec:
+            ``log(bpp) ~ a + b * fine + c * coarse`` at each level (see ``augcomp.codecs._containers.curve_prior``);
+            ``None`` where the codec has none. ``benchmarks/fit_priors.py`` refits every codec that has one.
     """
 
     name: str
@@ -114,6 +125,8 @@ class CodecEntry:
     suffixes: tuple[str, ...] = ()
     file_kind: str = "file"
     batch_invariant: bool = True
+    accepted: tuple[str, ...] = ("grad",)
+    rate_curve: tuple[tuple[float, ...], tuple[tuple[float, ...], ...]] | None = None
 
     def __post_init__(self) -> None:
         lo, hi = self.level_range
@@ -121,6 +134,8 @@ class CodecEntry:
             raise ArgumentError(f"{self.name}: level_range must be (lo, hi) with lo < hi, got {self.level_range}")
         if self.file_kind not in FILE_KINDS:
             raise ArgumentError(f"{self.name}: file_kind must be one of {FILE_KINDS}, got {self.file_kind!r}")
+        if not isinstance(self.accepted, tuple) or not all(isinstance(o, str) for o in self.accepted):
+            raise ArgumentError(f"{self.name}: accepted must be a tuple of option names, got {self.accepted!r}")
 
     def missing(self) -> str | None:
         """Why the codec cannot be built here (a package of its extra is missing), or ``None``."""
@@ -141,32 +156,33 @@ class CodecEntry:
         belongs where per-sample CPU work goes (DataLoader workers), not on a device batch."""
         return self.devices == ANY_DEVICE
 
+    @property
+    def kinds(self) -> tuple[str, ...]:
+        """The kinds of :data:`KINDS` the codec is: ``("library",)`` (computed by a library on the host),
+        ``("tensor",)`` (a tensor path on any device, such as the torch JPEG) or ``("tensor", "neural")`` (a tensor
+        codec with learned weights)."""
+        if not self.tensor_path:
+            return ("library",)
+        return ("tensor",) if self.weights == "none" else ("tensor", "neural")
+
     def build(self, **options: Any) -> Codec:
         """A new codec module; raises :class:`MissingExtraError` naming the extra if a package is missing."""
         reason = self.missing()
         if reason is not None:
             raise MissingExtraError(reason)
-        accepted = self.accepted_options()
-        unknown = sorted(set(options) - set(accepted)) if accepted is not None else []
+        unknown = sorted(set(options) - set(self.accepted))
         if unknown:
             raise ArgumentError(f"codec {self.name!r} has no option {', '.join(map(repr, unknown))}; "
-                                f"its options are: {', '.join(accepted)}")
+                                f"its options are: {', '.join(self.accepted)}")
         merged = {**self.options, **options}
         codec = self.builder(self, **merged)
         codec.build_options = merged  # what the codec was built with: part of its identity in a store
         return codec
 
-    def accepted_options(self) -> builtins.list[str] | None:
-        """The keyword options the codec's builder takes (``None`` if it takes any)."""
-        target = getattr(self.builder, "codec_class", self.builder)
-        params = inspect.signature(target).parameters.values()
-        if any(p.kind == p.VAR_KEYWORD for p in params):
-            return None
-        return [p.name for p in params if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD) and p.name != "entry"]
-
 
 _REGISTRY: dict[str, CodecEntry] = {}
 _CACHE: dict[tuple, Codec] = {}
+_CLEAR_HOOKS: builtins.list[Callable[[], None]] = []
 _LOADED = False
 
 
@@ -190,11 +206,73 @@ def unregister(name: str) -> CodecEntry:
     return _REGISTRY.pop(name)
 
 
-def list() -> builtins.list[str]:  # noqa: A001 - the public name the contract gives
-    """Names of every registered codec, usable here or not: the built-in ones in the order of
-    :data:`BUILTIN_MODULES`, then the others in registration order."""
+def list(  # noqa: A001 - the public name the contract gives
+    *,
+    kind: str | None = None,
+    available: bool | None = None,
+    installed: bool | None = None,
+    channels: int | None = None,
+    grad: str | None = None,
+    file_kind: str | None = None,
+    weights: str | None = None,
+    where: Callable[[CodecEntry], bool] | None = None,
+) -> builtins.list[str]:
+    """Names of the registered codecs, usable here or not: the built-in ones in the order of
+    :data:`BUILTIN_MODULES`, then the others in registration order. Filters narrow the list, as timm's
+    ``list_models(filter=..., pretrained=...)`` does; each is a question about the entry, and they combine with
+    *and*. ``list()`` with no filter is every codec.
+
+    Args:
+        kind: one of :data:`KINDS`: ``"library"`` (one image at a time by a library on the host), ``"tensor"``
+            (a tensor path on any device; neural codecs included) or ``"neural"`` (learned weights); see
+            :attr:`CodecEntry.kinds`.
+        available: ``True`` keeps the codecs usable here and ``False`` the others, as
+            :func:`augcomp.codecs.availability.codec_available` decides without the network (packages installed,
+            the codec builds, weights on disk). Slower than the other filters: it builds codecs without weights.
+        installed: ``True`` keeps the codecs whose packages are installed (:meth:`CodecEntry.missing` is
+            ``None``), weights or not; ``False`` the others.
+        channels: keeps the codecs that take this channel count (1 or 3).
+        grad: keeps the codecs that accept this ``grad=`` mode (``"ste"``, ``"cubic"``, ``"none"``).
+        file_kind: keeps the codecs whose coded files are of this kind (one of :data:`FILE_KINDS`).
+        weights: keeps the codecs whose weights come from here (``"none"``, ``"compressai"``, ``"package"``).
+        where: any predicate on the :class:`CodecEntry`.
+
+    Returns:
+        The names, in registry order.
+
+    Raises:
+        ValueError: ``kind`` or ``file_kind`` is not one of the accepted values.
+
+    Example::
+
+        codecs.list(kind="library", channels=1)          # library codecs that code grayscale
+        codecs.list(where=lambda e: e.rate_curve is not None)
+    """
     _ensure_builtin()
-    return builtins.list(_REGISTRY)
+    if kind is not None and kind not in KINDS:
+        raise ValueError(f"kind must be one of {KINDS} or None, got {kind!r}")
+    if file_kind is not None and file_kind not in FILE_KINDS:
+        raise ValueError(f"file_kind must be one of {FILE_KINDS} or None, got {file_kind!r}")
+    tests: builtins.list[Callable[[CodecEntry], bool]] = []
+    if kind is not None:
+        tests.append(lambda e: kind in e.kinds)
+    if installed is not None:
+        tests.append(lambda e: (e.missing() is None) == installed)
+    if channels is not None:
+        tests.append(lambda e: channels in e.channels)
+    if grad is not None:
+        tests.append(lambda e: grad in e.grad_modes)
+    if file_kind is not None:
+        tests.append(lambda e: e.file_kind == file_kind)
+    if weights is not None:
+        tests.append(lambda e: e.weights == weights)
+    if where is not None:
+        tests.append(where)
+    if available is not None:  # last: the costly one sees only what the others kept
+        from augcomp.codecs.availability import codec_available
+
+        tests.append(lambda e: codec_available(e.name)[0] == available)
+    return [name for name, e in builtins.list(_REGISTRY.items()) if all(test(e) for test in tests)]
 
 
 def entry(name: str) -> CodecEntry:
@@ -223,14 +301,22 @@ def get(name: str, **options: Any) -> Codec:
     return codec
 
 
-def clear_cache() -> None:
-    """Forgets every built codec and frees the shared neural models."""
-    import sys
+def on_clear(hook: Callable[[], None]) -> Callable[[], None]:
+    """Registers ``hook`` to run on every :func:`clear_cache` (a codec module's own cache: shared models, tables)
+    and returns it, so it also works as a decorator. Registering the same function twice runs it once."""
+    if not callable(hook):
+        raise TypeError(f"on_clear takes a function, got {type(hook).__name__}")
+    if hook not in _CLEAR_HOOKS:
+        _CLEAR_HOOKS.append(hook)
+    return hook
 
+
+def clear_cache() -> None:
+    """Forgets every built codec and runs the hooks codec modules registered with :func:`on_clear` (the neural
+    module frees its shared models). Imports no codec module: one never imported has nothing to clear."""
     _CACHE.clear()
-    neural = sys.modules.get("augcomp.codecs.neural")
-    if neural is not None:
-        neural.clear_models()
+    for hook in builtins.list(_CLEAR_HOOKS):
+        hook()
 
 
 def _forget(name: str) -> None:
@@ -245,7 +331,7 @@ def _ensure_builtin() -> None:
     if _LOADED:
         return
     _LOADED = True
-    for module in BUILTIN_MODULES:
+    for module in (*BUILTIN_MODULES, *_package_modules()):
         importlib.import_module(module)
     # A module imported directly before this point registered its codecs first; the order of list() should not
     # depend on that: built-in codecs come in the order of BUILTIN_MODULES (stable within a module), then the rest.
@@ -258,3 +344,11 @@ def _ensure_builtin() -> None:
     ordered = sorted(_REGISTRY.values(), key=lambda e: rank.get(module_of(e), len(rank)))
     _REGISTRY.clear()
     _REGISTRY.update((e.name, e) for e in ordered)
+
+
+def _package_modules() -> builtins.list[str]:
+    # The public modules of augcomp.codecs (helpers start with "_" and are imported by the modules that use them).
+    # A codec module imports no codec library at import time, so importing them all stays light.
+    package = importlib.import_module(__name__.rsplit(".", 1)[0])
+    return [f"{package.__name__}.{m.name}" for m in pkgutil.iter_modules(package.__path__)
+            if not m.name.startswith("_") and not m.ispkg]

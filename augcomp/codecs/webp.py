@@ -8,7 +8,7 @@ import numpy as np
 
 from augcomp._errors import ArgumentError
 from augcomp.codecs._containers import webp_vp8_payload_bytes
-from augcomp.codecs.library import LibraryCodec
+from augcomp.codecs.library import LIBRARY_OPTIONS, LibraryCodec
 from augcomp.codecs.registry import CodecEntry, MissingExtraError, register
 from augcomp.rate import DEFAULT_TOL
 
@@ -61,8 +61,6 @@ class WebPCodec(LibraryCodec):
         - level (quality): ``(B,)`` in [0, 100].
         - output: image like ``x``; bits ``(B,)`` float32.
     """
-
-    rate_curve = (_LEVELS, _TABLE)
 
     def __init__(self, entry: CodecEntry, grad: str = "ste", method: int = 4, include_header: bool = False,
                  threads: int | None = None, tol: float = DEFAULT_TOL) -> None:
@@ -134,6 +132,8 @@ WEBP = register(
         min_size=1,
         family="traditional",
         suffixes=(".webp",),
+        accepted=(*LIBRARY_OPTIONS, "method"),
+        rate_curve=(_LEVELS, _TABLE),
         description="lossy WebP (VP8 intra, 4:2:0) by libwebp through Pillow; quality 0-100, fractional",
     )
 )
