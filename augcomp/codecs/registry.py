@@ -250,9 +250,9 @@ def list(  # noqa: A001 - the public name the contract gives
     """
     _ensure_builtin()
     if kind is not None and kind not in KINDS:
-        raise ValueError(f"kind must be one of {KINDS} or None, got {kind!r}")
+        raise ArgumentError(f"kind must be one of {KINDS} or None, got {kind!r}")
     if file_kind is not None and file_kind not in FILE_KINDS:
-        raise ValueError(f"file_kind must be one of {FILE_KINDS} or None, got {file_kind!r}")
+        raise ArgumentError(f"file_kind must be one of {FILE_KINDS} or None, got {file_kind!r}")
     tests: builtins.list[Callable[[CodecEntry], bool]] = []
     if kind is not None:
         tests.append(lambda e: kind in e.kinds)
