@@ -13,9 +13,9 @@ Data files (each written by the command in its ``source`` field, or copied from 
 - ``rd.json``: ``python benchmarks/rd.py --json docs/data/rd.json``;
 - ``codecs_throughput.json``: ``python benchmarks/codecs.py --json docs/data/codecs_throughput.json``;
 - ``store.json``: ``python benchmarks/store.py --cost`` (its ``results/bench/store.json``);
-- ``pipeline.json``: ``python benchmarks/pipeline.py --json docs/data/pipeline.json``, a list of rows
-  ``{"section": "placement" | "one_worker", "label": str, "size": int, "images_per_s": float}`` (or an object with
-  that list under ``rows`` and a ``source``);
+- ``pipeline.json``: ``python benchmarks/pipeline.py --json docs/data/pipeline.json``: the benchmark's rows
+  (``{"table": "modes" | "per_worker", "label": str, "size": int, "images_per_s": float, ...}``, see its docstring)
+  under ``rows``;
 - ``throughput.json``: a table of ``python -m augcomp.bench`` figures (``columns``, ``rows``, ``source``).
 """
 
@@ -131,10 +131,10 @@ def _pipeline_rows() -> tuple[list[dict[str, Any]], str | None]:
 
 
 def _pivot(rows: list[dict[str, Any]], section: str) -> tuple[list[int], dict[str, dict[int, float]]]:
-    sizes = sorted({r["size"] for r in rows if r["section"] == section})
+    sizes = sorted({r["size"] for r in rows if r["table"] == section})
     by_label: dict[str, dict[int, float]] = {}
     for r in rows:
-        if r["section"] == section:
+        if r["table"] == section:
             by_label.setdefault(r["label"], {})[r["size"]] = r["images_per_s"]
     return sizes, by_label
 
@@ -142,7 +142,7 @@ def _pivot(rows: list[dict[str, Any]], section: str) -> tuple[list[int], dict[st
 def table_pipeline() -> str:
     """Images/s of the finetuning input as the host feeds an accelerator, per placement of the library codecs."""
     rows, _ = _pipeline_rows()
-    sizes, by_label = _pivot(rows, "placement")
+    sizes, by_label = _pivot(rows, "modes")
     return _table(["training input, host side"] + [f"{s}² images/s" for s in sizes],
                   [[label] + [_num(v.get(s), ".1f") for s in sizes] for label, v in by_label.items()])
 
@@ -150,7 +150,7 @@ def table_pipeline() -> str:
 def table_pipeline_workers(target: float = 1000.0) -> str:
     """Images/s one DataLoader worker delivers, and the workers a training speed of ``target`` images/s needs."""
     rows, _ = _pipeline_rows()
-    sizes, by_label = _pivot(rows, "one_worker")
+    sizes, by_label = _pivot(rows, "per_worker")
     header = ["one worker"]
     for s in sizes:
         header += [f"{s}² images/s", f"workers for {target:,.0f} images/s"]
