@@ -14,6 +14,7 @@ import textwrap
 from typing import Any
 
 from augcomp.experiment.io import PHASES
+from augcomp.experiment.options import Run, RunOptions
 from augcomp.tasks.settings import TINY
 
 __all__ = ["TINY", "UsageError", "make_parser", "parse_args", "parse_bpp_range", "parse_grid"]
@@ -167,13 +168,12 @@ def make_parser(task: Any, description: str) -> argparse.ArgumentParser:
     return p
 
 
-def parse_args(parser: argparse.ArgumentParser, task: Any, argv: list[str] | None = None) -> argparse.Namespace:
-    """Parses ``argv`` and completes it: the task's preset (synthetic or real data, ``--tiny``) with the options
-    given on top.
+def parse_args(parser: argparse.ArgumentParser, task: Any, argv: list[str] | None = None) -> Run:
+    """Parses ``argv`` once into the run's frozen settings (the task's preset, synthetic or real data and
+    ``--tiny``, with the options given on top) and its options.
 
     Returns:
-        The namespace, with every setting filled in (``bpp_grid`` as a list) and ``settings``, the frozen settings
-        of the run.
+        ``Run(settings, options)``.
     """
     args = parser.parse_args(argv)
     synthetic = args.data_root is None
@@ -186,12 +186,13 @@ def parse_args(parser: argparse.ArgumentParser, task: Any, argv: list[str] | Non
         parser.error(f"--output-dir is empty; give a folder (default: results/{task.name})")
     if args.resume and args.overwrite:
         parser.error("--resume continues the run in --output-dir and --overwrite moves it aside; give one of them")
+    given = vars(args)
     try:
-        settings = task.settings(synthetic, tiny=args.tiny).merged(**vars(args))
+        settings = task.settings(synthetic, tiny=args.tiny).merged(**given)
     except ValueError as e:
         parser.error(str(e))
-    for key, value in settings.as_dict().items():
-        setattr(args, key, list(value) if key == "bpp_grid" else value)
-    args.settings = settings
-    args.task = task.name
-    return args
+    names = {f.name for f in dataclasses.fields(RunOptions)} - {"task", "extra"}
+    known = names | set(settings.as_dict())
+    extra = {k: v for k, v in given.items() if k not in known}
+    options = RunOptions(task=task.name, **{k: given[k] for k in names}, extra=extra)
+    return Run(settings, options)

@@ -30,19 +30,12 @@ def _task(name: str) -> Any:
 def split_dataset(task: str, data_root: str | None, split: str, image_size: int | None, seed: int = 0) -> Any:
     """The dataset of ``split`` as a recipe's sweep sees it: the task's evaluation transform at ``image_size``
     (``data_root`` None: the synthetic scenes of the recipe's default run, ``split`` "val" or "train")."""
-    from augcomp.experiment.args import make_parser, parse_args
-
     t = _task(task)
-    argv = ["--val-split", split, "--seed", str(seed)]
-    if data_root is not None:
-        argv += ["--data-root", data_root]
-    if image_size is not None:
-        argv += ["--image-size", str(image_size)]
     if data_root is None and split != "val":
         raise ValueError(f"--split {split!r}: without --data-root the synthetic scenes have one sweep split, 'val'")
-    args = parse_args(make_parser(t, description="precompute"), t, argv)
-    data = t.build_data(args)
-    return data.val
+    # The preset a recipe run on this data starts from, with what precompute was given on top.
+    settings = t.settings(data_root is None).merged(val_split=split, seed=seed, image_size=image_size)
+    return t.build_data(settings, data_root).val
 
 
 def _images(dataset: Any) -> Any:
