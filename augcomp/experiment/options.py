@@ -8,18 +8,25 @@ parsing gives the rest of the package.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 from augcomp.tasks.settings import Settings
 
-__all__ = ["Run", "RunOptions"]
+__all__ = ["Run", "RunOptions", "resume_keys", "resume_values"]
+
+# The metadata of a field that must keep its value across --resume (see Settings and setting(..., resume=True)).
+_RESUME = {"resume": True}
 
 
 @dataclass(frozen=True)
 class RunOptions:
     """The options of a run that are not settings: where it reads and writes, how it runs, whether it continues.
+
+    Those marked ``resume`` in their metadata (the task, the data, the clean checkpoint) must keep their value across
+    ``--resume``, like the settings marked so (:func:`resume_keys`).
 
     Attributes:
         task: the task's short name (``"cls"``, ``"det"``, ``"seg"``).
@@ -40,9 +47,9 @@ class RunOptions:
         extra: the task's own options (:meth:`~augcomp.tasks.base.Task.add_arguments`), by name.
     """
 
-    task: str = ""
-    data_root: str | None = None
-    checkpoint: str | None = None
+    task: str = field(default="", metadata=_RESUME)
+    data_root: str | None = field(default=None, metadata=_RESUME)
+    checkpoint: str | None = field(default=None, metadata=_RESUME)
     pretrained: bool = False
     output_dir: str = ""
     store: str | None = None
@@ -63,3 +70,20 @@ class Run(NamedTuple):
 
     settings: Settings
     options: RunOptions
+
+
+def _resumed(cls: type) -> list[str]:
+    return [f.name for f in dataclasses.fields(cls) if f.metadata.get("resume", False)]
+
+
+def resume_keys(settings_type: type[Settings]) -> tuple[str, ...]:
+    """The names that must keep their value across ``--resume`` in a run of ``settings_type``: the options, then the
+    settings, marked ``resume`` in their fields' metadata (the finetuning mix is compared on its own)."""
+    return (*_resumed(RunOptions), *_resumed(settings_type))
+
+
+def resume_values(run: Run) -> dict[str, Any]:
+    """The values of :func:`resume_keys` in ``run``, by name, as ``state.json`` records them."""
+    settings, options = run
+    return {**{name: getattr(options, name) for name in _resumed(RunOptions)},
+            **{name: getattr(settings, name) for name in _resumed(type(settings))}}

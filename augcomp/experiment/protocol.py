@@ -32,7 +32,7 @@ from augcomp.experiment.io import (
     resolve_dir,
 )
 from augcomp.experiment.loops import WORK_KEYS, evaluate, train_epoch, warmup_cosine
-from augcomp.experiment.options import Run, RunOptions
+from augcomp.experiment.options import Run, RunOptions, resume_values
 from augcomp.experiment.report import build_results, point_key, write_report
 from augcomp.store import CodecWork
 from augcomp.tasks.base import DataBundle, Task, load_checkpoint
@@ -42,11 +42,6 @@ if TYPE_CHECKING:
     from augcomp.data import CodecMix
 
 __all__ = ["Protocol", "StopRequested"]
-
-# Settings that must not change between a run and its --resume: they change what the saved state means. The
-# finetuning mix (codecs, bitrates, clean share) is checked too, as "finetune_mix" (see Protocol._config).
-RESUME_KEYS = ("task", "model", "model_kwargs", "data_root", "image_size", "train_size", "val_size", "seed",
-               "clean_epochs", "epochs", "checkpoint")
 
 
 class StopRequested(Exception):
@@ -135,8 +130,9 @@ class Protocol:
         self.acc.print(f"[{PHASES.index(phase) + 1}/{len(PHASES)}] {what}")
 
     def _config(self) -> dict[str, Any]:
-        values = {**dataclasses.asdict(self.options), **self.settings.as_dict()}
-        return {**{k: values.get(k) for k in RESUME_KEYS}, "finetune_mix": self._mix()}
+        # What must not change between a run and its --resume (marked so in the fields' metadata): it changes what
+        # the saved state means. The finetuning mix (codecs, bitrates, clean share) is compared too.
+        return {**resume_values(Run(self.settings, self.options)), "finetune_mix": self._mix()}
 
     def _mix(self) -> dict[str, Any]:
         # What finetuning draws from, as state.json stores it (lists, not tuples), so a resume compares equal.
