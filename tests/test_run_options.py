@@ -108,3 +108,46 @@ def test_resume_from_the_command_line_compares_the_marked_settings(tmp_path):
     with pytest.raises(RecipeError, match=r"different settings \{'epochs': \(2, 3\)\}"):
         open_state("--epochs", "3", "--resume")
 
+
+# ------------------------------------------------------------------------------------------------ the phase table
+
+
+def test_every_phase_consumer_follows_the_table(tmp_path):
+    from augcomp.experiment.io import RunState
+    from augcomp.experiment.outdir import run_paths
+    from augcomp.experiment.phases import PHASE_TABLE, PHASES
+    from augcomp.experiment.runfiles import run_file_names
+    from augcomp.tasks.base import DataBundle
+
+    assert PHASES == ("clean", "sweep_before", "finetune", "sweep_after", "report")
+    # The state has one entry per phase, in order.
+    assert tuple(RunState.fresh(tmp_path / "state.json", {}).data["phases"]) == PHASES
+    # --stop-after takes every phase, and an epoch of a training phase only; its help and error list them.
+    task = get_task("cls")
+    parser = make_parser(task, "")
+    trains = [p.name for p in PHASE_TABLE if p.trains]
+    assert trains == ["clean", "finetune"]
+    for text in (*PHASES, *(f"{name}:2" for name in trains)):
+        assert parse_args(parser, task, ["--stop-after", text]).options.stop_after == text
+    help_text = next(a.help for a in parser._actions if a.dest == "stop_after")
+    assert all(name in help_text for name in PHASES) and "'finetune:N'" in help_text
+    for bad in ("sweep_before:1", "report:1", "finetune:x", "nonsense"):
+        with pytest.raises(SystemExit) as refused:
+            parse_args(parser, task, ["--stop-after", bad])
+        assert "clean, sweep_before, finetune, sweep_after, report" in str(refused.value.code), bad
+    # Checkpoint folders exist for the training phases only, and the model files are run files.
+    ckpts = {p.name for p in run_paths(tmp_path) if p.parent.name == "ckpt"}
+    assert ckpts == {f"{name}{suffix}" for name in trains for suffix in ("", ".tmp", ".old")}
+    assert {p.model_file for p in PHASE_TABLE if p.trains} <= set(run_file_names())
+    assert all(p.model_file is None for p in PHASE_TABLE if not p.trains)
+    # Each phase but the report is announced, numbered out of the table's length.
+    settings, options = parse_args(parser, task, ["--tiny", "--bpp-grid", "0.5,1", "--output-dir", str(tmp_path)])
+    protocol = Protocol(_Acc(), task, DataBundle([0] * 6, [0] * 4, 2), Run(settings, options), ["jpeg", "webp"])
+    for phase in PHASES[:-1]:
+        protocol._announce(phase)
+    assert protocol.acc.lines == [
+        "[1/5] clean model",
+        "[2/5] sweep before finetuning: 5 points x 4 images",
+        f"[3/5] finetuning: {settings.epochs} epochs x 6 images",
+        "[4/5] sweep after finetuning: 5 points x 4 images",
+    ]

@@ -13,8 +13,8 @@ import math
 import textwrap
 from typing import Any
 
-from augcomp.experiment.io import PHASES
 from augcomp.experiment.options import Run, RunOptions
+from augcomp.experiment.phases import PHASES, get_phase, stop_after_help, stop_points
 from augcomp.tasks.settings import TINY
 
 __all__ = ["TINY", "UsageError", "make_parser", "parse_args", "parse_bpp_range", "parse_grid"]
@@ -49,11 +49,8 @@ def parse_bpp_range(text: str) -> float | tuple[float, float]:
 
 def _stop_after(text: str) -> str:
     phase, _, epoch = text.partition(":")
-    if phase not in PHASES or (epoch and (phase not in ("clean", "finetune") or not epoch.isdigit())):
-        raise argparse.ArgumentTypeError(
-            f"--stop-after takes a phase ({', '.join(PHASES)}) or 'clean:N' / 'finetune:N' (after epoch N), "
-            f"got {text!r}"
-        )
+    if phase not in PHASES or (epoch and (not get_phase(phase).trains or not epoch.isdigit())):
+        raise argparse.ArgumentTypeError(f"--stop-after takes {stop_points()}, got {text!r}")
     return text
 
 
@@ -155,8 +152,7 @@ def make_parser(task: Any, description: str) -> argparse.ArgumentParser:
                    help="leave out samples whose file is unreadable, truncated or not an image, or whose mask differs "
                         "in size from its image (found by a header scan before the run; results.json lists them); "
                         "without this, such a file stops the run naming it")
-    r.add_argument("--stop-after", type=_stop_after, default=None,
-                   help="stop after a phase (clean, sweep_before, finetune, sweep_after) or 'clean:N'/'finetune:N'")
+    r.add_argument("--stop-after", type=_stop_after, default=None, help=stop_after_help())
     r.add_argument("--mixed-precision", choices=("no", "fp16", "bf16"), default=None,
                    help="autocast precision (default: accelerate's configuration)")
     r.add_argument("--cpu", action="store_true", help="run on the CPU even if an accelerator is present")

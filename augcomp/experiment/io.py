@@ -20,6 +20,7 @@ from typing import Any
 import torch
 
 from augcomp.experiment.errors import OutputDirError
+from augcomp.experiment.phases import PHASES
 
 __all__ = [
     "ensure_within",
@@ -33,8 +34,6 @@ __all__ = [
     "RunState",
     "PHASES",
 ]
-
-PHASES: tuple[str, ...] = ("clean", "sweep_before", "finetune", "sweep_after", "report")
 
 
 _UMASK_LOCK = threading.Lock()

@@ -22,7 +22,6 @@ from torch.utils.data import DataLoader
 from augcomp.experiment import rng
 from augcomp.experiment.errors import RecipeError
 from augcomp.experiment.io import (
-    PHASES,
     RunState,
     atomic_torch_save,
     atomic_write_json,
@@ -33,7 +32,9 @@ from augcomp.experiment.io import (
 )
 from augcomp.experiment.loops import WORK_KEYS, evaluate, train_epoch, warmup_cosine
 from augcomp.experiment.options import Run, RunOptions, resume_values
+from augcomp.experiment.phases import PHASE_TABLE, PHASES, get_phase
 from augcomp.experiment.report import build_results, point_key, write_report
+from augcomp.experiment.runfiles import CKPT_DIR, STATE_FILE
 from augcomp.store import CodecWork
 from augcomp.tasks.base import DataBundle, Task, load_checkpoint
 from augcomp.tasks.settings import Settings
@@ -121,12 +122,8 @@ class Protocol:
 
     def _announce(self, phase: str) -> None:
         # A line as each phase starts, so a log shows where the run is before the phase's first result.
-        what = {
-            "clean": "clean model",
-            "sweep_before": f"sweep before finetuning: {len(self._points())} points x {len(self.data.val)} images",
-            "finetune": f"finetuning: {self.settings.epochs} epochs x {len(self.data.train)} images",
-            "sweep_after": f"sweep after finetuning: {len(self._points())} points x {len(self.data.val)} images",
-        }[phase]
+        what = get_phase(phase).announce.format(epochs=self.settings.epochs, train_images=len(self.data.train),
+                                                val_images=len(self.data.val), points=len(self._points()))
         self.acc.print(f"[{PHASES.index(phase) + 1}/{len(PHASES)}] {what}")
 
     def _config(self) -> dict[str, Any]:
@@ -141,7 +138,7 @@ class Protocol:
                 "clean_share": self.settings.clean_share}
 
     def _open_state(self) -> RunState:
-        acc, path = self.acc, self.out / "state.json"
+        acc, path = self.acc, self.out / STATE_FILE
         main = acc.is_main_process
         resumed = bool(self.options.resume and path.is_file())
         if resumed:
@@ -188,7 +185,7 @@ class Protocol:
 
     def _clean(self) -> nn.Module:
         settings, options, state = self.settings, self.options, self.state
-        path = self.out / "clean_model.pt"
+        path = self.out / get_phase("clean").model_file
         if state.done("clean"):
             self.acc.print(f"clean model: done ({state.phase('clean').get('source')}), loading {path}")
             return self._load(path)
@@ -218,7 +215,7 @@ class Protocol:
         return model
 
     def _finetune(self, model: nn.Module) -> nn.Module:
-        settings, state, path = self.settings, self.state, self.out / "finetuned_model.pt"
+        settings, state, path = self.settings, self.state, self.out / get_phase("finetune").model_file
         if state.done("finetune"):
             self.acc.print(f"finetuning: done, loading {path}")
             return self._load(path)
@@ -261,7 +258,7 @@ class Protocol:
         start_epoch = 0
         draws: dict[str, int] = {}  # images per codec (and clean) over the epochs so far
         work: dict[str, float] = {}  # images compressed per place, and seconds waited for data, so far
-        ckpt = resolve_dir(self.out / "ckpt" / phase)
+        ckpt = resolve_dir(self.out / CKPT_DIR / phase)
         if ckpt is not None and self.state.phase(phase).get("epochs_done", 0) > 0:
             acc.load_state(str(ckpt))
             progress = _read_json(ckpt / "progress.json")
@@ -319,7 +316,7 @@ class Protocol:
     def _save_state(self, phase: str, epochs_done: int, random_state: dict[str, Any],
                     draws: dict[str, int] | None = None, work: dict[str, float] | None = None) -> None:
         acc = self.acc
-        final = self.out / "ckpt" / phase
+        final = self.out / CKPT_DIR / phase
         tmp = ensure_within(self.out, final.with_name(final.name + ".tmp"))
         ensure_within(self.out, final)
         if acc.is_main_process and tmp.exists():
@@ -399,7 +396,7 @@ class Protocol:
         images compressed in the training process, in the loader workers and on the device batch, with the seconds
         training waited for data."""
         sweep = {"encoded": 0, "reused": 0, "encode_seconds": 0.0, "decode_seconds": 0.0}
-        for phase in ("sweep_before", "sweep_after"):
+        for phase in (p.name for p in PHASE_TABLE if p.kind == "sweep"):
             for point in self.state.phase(phase).get("points", {}).values():
                 for k, v in point.get("codec_work", {}).items():
                     sweep[k] = sweep.get(k, 0) + v
@@ -441,8 +438,8 @@ class Protocol:
                 "num_processes": self.acc.num_processes,
                 "codec_work": self._codec_work(),
                 "mixed_precision": str(self.acc.mixed_precision),
-                "seconds": {p: round(state.phase(p).get("seconds", 0.0), 1)
-                            for p in ("clean", "sweep_before", "finetune", "sweep_after")},
+                "seconds": {p.name: round(state.phase(p.name).get("seconds", 0.0), 1)
+                            for p in PHASE_TABLE if p.kind != "report"},
             },
         )
         if self.acc.is_main_process:

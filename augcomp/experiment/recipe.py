@@ -20,7 +20,7 @@ from augcomp.experiment.options import Run, RunOptions
 from augcomp.experiment.outdir import claim_output_dir
 from augcomp.experiment.protocol import Protocol
 from augcomp.experiment.report import results_table
-from augcomp.experiment.runfiles import RUN_FILE_TABLE
+from augcomp.experiment.runfiles import LOGS_DIR, RUN_FILE_TABLE
 from augcomp.tasks.base import DataBundle, Task
 from augcomp.tasks.settings import Settings
 
@@ -38,7 +38,7 @@ def make_accelerator(settings: Settings, options: RunOptions) -> Any:
         "cpu": options.cpu,
         "gradient_accumulation_steps": settings.grad_accum,
         "project_config": ProjectConfiguration(project_dir=options.output_dir,
-                                               logging_dir=str(Path(options.output_dir) / "logs")),
+                                               logging_dir=str(Path(options.output_dir) / LOGS_DIR)),
     }
     if options.mixed_precision:
         kwargs["mixed_precision"] = options.mixed_precision
