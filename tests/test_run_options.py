@@ -109,6 +109,19 @@ def test_resume_from_the_command_line_compares_the_marked_settings(tmp_path):
         open_state("--epochs", "3", "--resume")
 
 
+def test_a_task_s_own_options_are_kept_apart(tmp_path):
+    from augcomp.tasks import ClassificationTask
+
+    class WithOption(ClassificationTask):
+        def add_arguments(self, parser):
+            parser.add_argument("--teacher", default=None)
+
+    task = WithOption()
+    settings, options = parse_args(make_parser(task, ""), task, ["--tiny", "--teacher", "t.pt", "--cpu"])
+    assert options.extra == {"teacher": "t.pt"} and options.cpu and not options.dry_run
+    assert settings == task.settings(True, tiny=True)
+
+
 # ------------------------------------------------------------------------------------------------ the phase table
 
 

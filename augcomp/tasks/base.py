@@ -174,7 +174,8 @@ class Task:
         return preset.tiny() if tiny else preset
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
-        """Adds options that are not settings (the settings' own options come from :attr:`presets`)."""
+        """Adds options that are not settings (the settings' own options come from :attr:`presets`); parsing puts
+        their values in the run options' ``extra``, by name."""
 
     # ------------------------------------------------------------------ data and model
 
