@@ -25,7 +25,7 @@ Your own model or data: ``--model`` takes any timm name (``--model-kwargs`` its 
 dataset in the ImageFolder layout. For anything else, subclass the task where it differs and use it in ``run``::
 
     class MyTask(ClassificationTask):
-        def build_model(self, args, data, pretrained):
+        def build_model(self, settings, data, pretrained):
             return Classifier(my_network(data.num_classes), mean=(0.5,) * 3, std=(0.5,) * 3)  # input: [0, 1] floats
 
 ``--help`` shows every option with the value a run uses; ``--dry-run`` prints the plan. ``--resume`` continues an

@@ -221,11 +221,12 @@ def test_offline_torchvision_weights_fail_fast(tmp_path, monkeypatch):
         task = get_task("det")
         from augcomp.experiment import make_parser, parse_args
 
-        args = parse_args(make_parser(task, ""), task, ["--tiny", "--model", "fasterrcnn_mobilenet_v3_large_320_fpn"])
-        data = task.build_data(args)
+        settings, _ = parse_args(make_parser(task, ""), task, ["--tiny", "--model",
+                                                               "fasterrcnn_mobilenet_v3_large_320_fpn"])
+        data = task.build_data(settings, None)
         start = time.time()
         with pytest.raises(PretrainedUnavailableError, match=r"AUGCOMP_OFFLINE=1 is set.*--clean-epochs"):
-            task.build_model(args, data, pretrained=True)
+            task.build_model(settings, data, pretrained=True)
         assert time.time() - start < 2.0
     finally:
         torch.hub.set_dir(hub)

@@ -212,9 +212,9 @@ def test_options_show_the_study_defaults():
     assert helps["codecs"].endswith(f"default: {DEFAULT_CODECS}") and "JPEG 2000" in helps["codecs"]
     assert helps["train_codecs"].endswith("default: the --codecs of the sweep")
     assert helps["clean_share"].endswith("default: 0.5") and "clean images" in helps["clean_share"]
-    args = parse_args(parser, task, [])
-    assert args.codecs == DEFAULT_CODECS and args.train_codecs is None and args.clean_share == 0.5
-    assert parse_args(parser, task, ["--tiny"]).codecs == DEFAULT_CODECS  # --tiny keeps several codecs
+    settings, _ = parse_args(parser, task, [])
+    assert settings.codecs == DEFAULT_CODECS and settings.train_codecs is None and settings.clean_share == 0.5
+    assert parse_args(parser, task, ["--tiny"]).settings.codecs == DEFAULT_CODECS  # --tiny keeps several codecs
     for bad in (["--clean-share", "1.5"], ["--clean-share", "nan"], ["--train-codecs", " , "]):
         with pytest.raises(SystemExit):
             parse_args(parser, task, bad)

@@ -37,8 +37,10 @@ from augcomp.experiment.outdir import RunLock, claim_output_dir
 from augcomp.tasks import TINY, PretrainedUnavailableError, Settings, get_task, load_checkpoint, to_float
 
 
-def tiny_args(task, *extra):
-    return parse_args(make_parser(task, ""), task, ["--tiny", *extra])
+def tiny_settings(task, *extra):
+    settings, options = parse_args(make_parser(task, ""), task, ["--tiny", *extra])
+    assert options.data_root is None and options.tiny
+    return settings
 
 
 # ------------------------------------------------------------------------------------------------ tasks
@@ -48,10 +50,10 @@ def tiny_args(task, *extra):
 def test_task_trains_predicts_and_scores(name):
     torch.manual_seed(0)
     task = get_task(name)
-    args = tiny_args(task)
-    data = task.build_data(args)
-    assert data.synthetic and len(data.train) == args.train_size and len(data.val) == args.val_size
-    model = task.build_model(args, data, pretrained=False)
+    settings = tiny_settings(task)
+    data = task.build_data(settings, None)
+    assert data.synthetic and len(data.train) == settings.train_size and len(data.val) == settings.val_size
+    model = task.build_model(settings, data, pretrained=False)
     batch = collate([data.train[i] for i in range(4)])
     images = to_float(batch["image"])
     model.train()
@@ -62,21 +64,21 @@ def test_task_trains_predicts_and_scores(name):
     model.eval()
     with torch.no_grad():
         out = task.predict(model, images, batch)
-    metric = task.metric(args, data)
+    metric = task.metric(settings, data)
     task.update(metric, out)
     values = task.compute(metric)
-    headline = task.headline(args)
+    headline = task.headline(settings)
     assert headline in values and 0.0 <= values[headline] <= 100.0
 
 
 def test_classification_metric_is_exact():
     task = get_task("cls")
-    args = tiny_args(task)
-    data = task.build_data(args)
+    settings = tiny_settings(task)
+    data = task.build_data(settings, None)
     labels = torch.tensor([0, 1, 2, 3])
     logits = torch.nn.functional.one_hot(labels, data.num_classes).float()
     logits[3, 0] = 2.0  # one miss at top-1, a hit at top-5
-    metric = task.metric(args, data)
+    metric = task.metric(settings, data)
     task.update(metric, {"logits": logits, "target": labels})
     values = task.compute(metric)
     assert values["top1"] == pytest.approx(75.0)
@@ -85,36 +87,36 @@ def test_classification_metric_is_exact():
 
 def test_segmentation_metric_ignores_255():
     task = get_task("seg")
-    args = tiny_args(task)
-    data = task.build_data(args)
+    settings = tiny_settings(task)
+    data = task.build_data(settings, None)
     target = torch.tensor([[[0, 1], [2, 255]]], dtype=torch.uint8)
     pred = torch.tensor([[[0, 1], [2, 3]]], dtype=torch.uint8)  # the ignored pixel is "wrong"
-    metric = task.metric(args, data)
+    metric = task.metric(settings, data)
     task.update(metric, {"pred": pred, "target": target})
     values = task.compute(metric)
     assert values["miou"] == pytest.approx(100.0) and values["pixel_acc"] == pytest.approx(100.0)
-    metric = task.metric(args, data)
+    metric = task.metric(settings, data)
     task.update(metric, {"pred": torch.tensor([[[0, 1], [1, 3]]], dtype=torch.uint8), "target": target})
     assert task.compute(metric)["miou"] == pytest.approx(100 * (1 + 0.5 + 0) / 3)
 
 
 def test_detection_metric_is_coco_map():
     task = get_task("det")
-    args = tiny_args(task)
-    assert task.headline(args) == "map_50"
-    data = task.build_data(args)
+    settings = tiny_settings(task)
+    assert task.headline(settings) == "map_50"
+    data = task.build_data(settings, None)
     boxes = torch.tensor([[2.0, 2.0, 20.0, 20.0], [25.0, 5.0, 45.0, 30.0]])
     labels = torch.tensor([1, 2])
     perfect = [{"pred": {"boxes": boxes, "scores": torch.tensor([0.9, 0.8]), "labels": labels},
                 "target": {"boxes": boxes, "labels": labels}}]
-    metric = task.metric(args, data)
+    metric = task.metric(settings, data)
     task.update(metric, perfect)
     values = task.compute(metric)
     assert values["map"] == pytest.approx(100.0) and values["map_50"] == pytest.approx(100.0)
     shifted = [{"pred": {"boxes": boxes + torch.tensor([6.0, 0.0, 6.0, 0.0]), "scores": torch.tensor([0.9, 0.8]),
                          "labels": labels},
                 "target": {"boxes": boxes, "labels": labels}}]
-    metric = task.metric(args, data)
+    metric = task.metric(settings, data)
     task.update(metric, shifted)
     values = task.compute(metric)
     assert values["map_50"] == pytest.approx(100.0) and values["map"] < 60.0
@@ -122,10 +124,10 @@ def test_detection_metric_is_coco_map():
 
 def test_torchvision_detector_by_name():
     task = get_task("det")
-    args = tiny_args(task, "--model", "fasterrcnn_mobilenet_v3_large_320_fpn")
-    data = task.build_data(args)
-    assert not task.has_pretrained(args, data)  # 5 classes: COCO weights do not fit
-    model = task.build_model(args, data, pretrained=False)
+    settings = tiny_settings(task, "--model", "fasterrcnn_mobilenet_v3_large_320_fpn")
+    data = task.build_data(settings, None)
+    assert not task.has_pretrained(settings, data)  # 5 classes: COCO weights do not fit
+    model = task.build_model(settings, data, pretrained=False)
     model.eval()
     batch = collate([data.val[0], data.val[1]])
     with torch.no_grad():
@@ -144,24 +146,24 @@ def test_pretrained_download_failure_is_a_clear_error(monkeypatch):
     real = timm.create_model
     monkeypatch.setattr(timm, "create_model", offline)
     task = get_task("cls")
-    args = tiny_args(task)
-    data = task.build_data(args)
+    settings = tiny_settings(task)
+    data = task.build_data(settings, None)
     with pytest.raises(PretrainedUnavailableError, match=r"'resnet10t'.*--checkpoint PATH.*--clean-epochs"):
-        task.build_model(args, data, pretrained=True)
-    task.build_model(args, data, pretrained=False)  # random weights only when asked for
+        task.build_model(settings, data, pretrained=True)
+    task.build_model(settings, data, pretrained=False)  # random weights only when asked for
 
 
 def test_load_checkpoint_accepts_bare_and_wrapped_state_dicts(tmp_path):
     task = get_task("cls")
-    args = tiny_args(task)
-    data = task.build_data(args)
-    a, b = task.build_model(args, data, False), task.build_model(args, data, False)
+    settings = tiny_settings(task)
+    data = task.build_data(settings, None)
+    a, b = task.build_model(settings, data, False), task.build_model(settings, data, False)
     torch.save(a.state_dict(), tmp_path / "wrapper.pt")
     torch.save({"state_dict": {f"module.{k}": v for k, v in a.net.state_dict().items()}}, tmp_path / "inner.pt")
     for name in ("wrapper.pt", "inner.pt"):
         load_checkpoint(b, tmp_path / name)
         assert all(torch.equal(p, q) for p, q in zip(a.state_dict().values(), b.state_dict().values(), strict=True))
-    other = tiny_args(task, "--model-kwargs", '{"channels": [16, 32, 64, 128], "stem_width": 16}')
+    other = tiny_settings(task, "--model-kwargs", '{"channels": [16, 32, 64, 128], "stem_width": 16}')
     with pytest.raises(RuntimeError, match="does not fit"):
         load_checkpoint(task.build_model(other, data, False), tmp_path / "wrapper.pt")
     with pytest.raises(FileNotFoundError):
@@ -173,15 +175,16 @@ def test_load_checkpoint_accepts_bare_and_wrapped_state_dicts(tmp_path):
 
 def test_arguments_fill_defaults_by_data_kind():
     task = get_task("seg")
-    synthetic = parse_args(make_parser(task, ""), task, [])
-    assert synthetic.bpp_grid == [0.1, 0.2, 0.5, 1.0, 2.0] and synthetic.codecs == "jpeg,jpeg2000,avif,augcomp-tiny"
-    assert synthetic.train_bpp == (0.1, 2.0) and synthetic.output_dir == "results/seg"
-    assert synthetic.clean_epochs > 0 and synthetic.head_channels == 64
-    real = parse_args(make_parser(task, ""), task, ["--data-root", "/data/ade", "--epochs", "3"])
+    synthetic, options = parse_args(make_parser(task, ""), task, [])
+    assert synthetic.bpp_grid == (0.1, 0.2, 0.5, 1.0, 2.0) and synthetic.codecs == "jpeg,jpeg2000,avif,augcomp-tiny"
+    assert synthetic.train_bpp == (0.1, 2.0) and options.output_dir == "results/seg" and options.task == "seg"
+    assert synthetic.clean_epochs > 0 and synthetic.head_channels == 64 and options.data_root is None
+    real, options = parse_args(make_parser(task, ""), task, ["--data-root", "/data/ade", "--epochs", "3", "--resume"])
     assert real.train_split == "training" and real.val_split == "validation" and real.epochs == 3
     assert real.clean_epochs == 0 and real.image_size == 512
-    tiny = tiny_args(task, "--train-size", "10")
-    assert tiny.train_size == 10 and tiny.val_size == 24 and tiny.bpp_grid == [0.2, 1.0]
+    assert options.data_root == "/data/ade" and options.resume and not options.overwrite
+    tiny = tiny_settings(task, "--train-size", "10")
+    assert tiny.train_size == 10 and tiny.val_size == 24 and tiny.bpp_grid == (0.2, 1.0)
     assert parse_bpp_range("0.3") == 0.3 and parse_bpp_range("0.1, 2") == (0.1, 2.0)
     assert parse_grid("1,0.1,0.1") == [0.1, 1.0]
     for bad in (["--bpp-grid", "0,1"], ["--train-bpp", "2,1"], ["--stop-after", "sweep_before:1"],
@@ -202,13 +205,13 @@ def test_settings_presets_are_what_a_run_uses(name, tmp_path):
     with pytest.raises(dataclasses.FrozenInstanceError):
         synthetic.epochs = 3  # type: ignore[misc]
     for argv, preset in (([], synthetic), (["--data-root", str(tmp_path)], real), (["--tiny"], synthetic.tiny())):
-        args = parse_args(make_parser(task, ""), task, argv)
-        assert args.settings == preset
-        for key, value in preset.as_dict().items():
-            assert getattr(args, key) == (list(value) if key == "bpp_grid" else value), key
+        settings, options = parse_args(make_parser(task, ""), task, argv)
+        assert settings == preset and type(settings) is type(preset)
+        # Options that are not settings stay out of them, and the other way round.
+        assert not {f.name for f in dataclasses.fields(options)} & set(preset.as_dict())
     assert synthetic.tiny().as_dict() == {**synthetic.as_dict(), **TINY}
-    given = parse_args(make_parser(task, ""), task, ["--tiny", "--epochs", "3", "--bpp-grid", "0.5"])
-    assert given.settings == dataclasses.replace(synthetic.tiny(), epochs=3, bpp_grid=(0.5,))
+    given, _ = parse_args(make_parser(task, ""), task, ["--tiny", "--epochs", "3", "--bpp-grid", "0.5"])
+    assert given == dataclasses.replace(synthetic.tiny(), epochs=3, bpp_grid=(0.5,))
 
 
 def test_help_shows_the_defaults_a_run_uses():

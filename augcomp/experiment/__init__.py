@@ -12,6 +12,7 @@ from augcomp.experiment.codecs import CodecUnavailableError, codec_usable, resol
 from augcomp.experiment.errors import OutputDirError, RecipeError, SaveError
 from augcomp.experiment.io import RunState, atomic_torch_save, atomic_write_json, atomic_write_text
 from augcomp.experiment.loops import apply_compress, compress_images, evaluate, train_epoch, warmup_cosine
+from augcomp.experiment.options import Run, RunOptions
 from augcomp.experiment.outdir import claim_output_dir
 from augcomp.experiment.protocol import Protocol, StopRequested
 from augcomp.experiment.recipe import main, make_accelerator, plan, recipe_entry_point, run_recipe
@@ -30,6 +31,8 @@ __all__ = [
     "OutputDirError",
     "Protocol",
     "RecipeError",
+    "Run",
+    "RunOptions",
     "RunState",
     "SaveError",
     "StopRequested",

@@ -14,7 +14,8 @@ import textwrap
 from typing import Any
 
 from augcomp._errors import AugcompError
-from augcomp.experiment.io import PHASES
+from augcomp.experiment.options import Run, RunOptions
+from augcomp.experiment.phases import PHASES, get_phase, stop_after_help, stop_points
 from augcomp.tasks.settings import TINY
 
 __all__ = ["TINY", "UsageError", "make_parser", "parse_args", "parse_bpp_range", "parse_grid"]
@@ -49,11 +50,8 @@ def parse_bpp_range(text: str) -> float | tuple[float, float]:
 
 def _stop_after(text: str) -> str:
     phase, _, epoch = text.partition(":")
-    if phase not in PHASES or (epoch and (phase not in ("clean", "finetune") or not epoch.isdigit())):
-        raise argparse.ArgumentTypeError(
-            f"--stop-after takes a phase ({', '.join(PHASES)}) or 'clean:N' / 'finetune:N' (after epoch N), "
-            f"got {text!r}"
-        )
+    if phase not in PHASES or (epoch and (not get_phase(phase).trains or not epoch.isdigit())):
+        raise argparse.ArgumentTypeError(f"--stop-after takes {stop_points()}, got {text!r}")
     return text
 
 
@@ -161,8 +159,7 @@ def make_parser(task: Any, description: str) -> argparse.ArgumentParser:
                    help="leave out samples whose file is unreadable, truncated or not an image, or whose mask differs "
                         "in size from its image (found by a header scan before the run; results.json lists them); "
                         "without this, such a file stops the run naming it")
-    r.add_argument("--stop-after", type=_stop_after, default=None,
-                   help="stop after a phase (clean, sweep_before, finetune, sweep_after) or 'clean:N'/'finetune:N'")
+    r.add_argument("--stop-after", type=_stop_after, default=None, help=stop_after_help())
     r.add_argument("--mixed-precision", choices=("no", "fp16", "bf16"), default=None,
                    help="autocast precision (default: accelerate's configuration)")
     r.add_argument("--cpu", action="store_true", help="run on the CPU even if an accelerator is present")
@@ -174,13 +171,12 @@ def make_parser(task: Any, description: str) -> argparse.ArgumentParser:
     return p
 
 
-def parse_args(parser: argparse.ArgumentParser, task: Any, argv: list[str] | None = None) -> argparse.Namespace:
-    """Parses ``argv`` and completes it: the task's preset (synthetic or real data, ``--tiny``) with the options
-    given on top.
+def parse_args(parser: argparse.ArgumentParser, task: Any, argv: list[str] | None = None) -> Run:
+    """Parses ``argv`` once into the run's frozen settings (the task's preset, synthetic or real data and
+    ``--tiny``, with the options given on top) and its options.
 
     Returns:
-        The namespace, with every setting filled in (``bpp_grid`` as a list) and ``settings``, the frozen settings
-        of the run.
+        ``Run(settings, options)``.
     """
     args = parser.parse_args(argv)
     synthetic = args.data_root is None
@@ -193,12 +189,13 @@ def parse_args(parser: argparse.ArgumentParser, task: Any, argv: list[str] | Non
         parser.error(f"--output-dir is empty; give a folder (default: results/{task.name})")
     if args.resume and args.overwrite:
         parser.error("--resume continues the run in --output-dir and --overwrite moves it aside; give one of them")
+    given = vars(args)
     try:
-        settings = task.settings(synthetic, tiny=args.tiny).merged(**vars(args))
+        settings = task.settings(synthetic, tiny=args.tiny).merged(**given)
     except ValueError as e:
         parser.error(str(e))
-    for key, value in settings.as_dict().items():
-        setattr(args, key, list(value) if key == "bpp_grid" else value)
-    args.settings = settings
-    args.task = task.name
-    return args
+    names = {f.name for f in dataclasses.fields(RunOptions)} - {"task", "extra"}
+    known = names | set(settings.as_dict())
+    extra = {k: v for k, v in given.items() if k not in known}
+    options = RunOptions(task=task.name, **{k: given[k] for k in names}, extra=extra)
+    return Run(settings, options)

@@ -22,6 +22,7 @@ from typing import Any
 import torch
 
 from augcomp.experiment.errors import RESUME_HINT, OutputDirError, SaveError
+from augcomp.experiment.phases import PHASES
 
 __all__ = [
     "ensure_within",
@@ -36,8 +37,6 @@ __all__ = [
     "RunState",
     "PHASES",
 ]
-
-PHASES: tuple[str, ...] = ("clean", "sweep_before", "finetune", "sweep_after", "report")
 
 
 _UMASK_LOCK = threading.Lock()

@@ -12,6 +12,7 @@ from torch import Tensor, nn
 
 from augcomp.experiment.progress import progress
 from augcomp.tasks.base import DataBundle, Task, to_float
+from augcomp.tasks.settings import Settings
 
 __all__ = ["compress_images", "stored_images", "apply_compress", "compress_drawn", "train_epoch", "evaluate",
            "warmup_cosine"]
@@ -280,7 +281,7 @@ def evaluate(
     task: Task,
     model: nn.Module,
     loader: Any,
-    args: Any,
+    settings: Settings,
     data: DataBundle,
     *,
     codec: str | None = None,
@@ -296,6 +297,8 @@ def evaluate(
     are dropped), the metric is computed on the main process and broadcast.
 
     Args:
+        settings: the run's settings (the task's metric may depend on them).
+        data: the datasets (the metric reads the number of classes).
         cache: where compressed batches are kept (by batch index) for a later evaluation at the same point; a
             ``dict`` to use, or ``None``.
         store: a :class:`augcomp.store.Store`: each image's entry is decoded from it where present, else encoded
@@ -308,7 +311,7 @@ def evaluate(
     from accelerate.utils import broadcast_object_list
 
     model.eval()
-    metric = task.metric(args, data) if accelerator.is_main_process else None
+    metric = task.metric(settings, data) if accelerator.is_main_process else None
     bpp_total, n_images = 0.0, 0
     for i, batch in enumerate(progress(loader, desc, accelerator)):
         images = batch["image"]

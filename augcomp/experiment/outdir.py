@@ -13,8 +13,9 @@ import time
 from pathlib import Path
 
 from augcomp.experiment.errors import OutputDirError
-from augcomp.experiment.io import PHASES, ensure_within
-from augcomp.experiment.runfiles import run_file_names
+from augcomp.experiment.io import ensure_within
+from augcomp.experiment.phases import PHASE_TABLE
+from augcomp.experiment.runfiles import CKPT_DIR, STATE_FILE, run_file_names
 
 __all__ = ["LOCK_NAME", "RUN_FILES", "RunLock", "claim_output_dir", "earlier_run", "run_paths"]
 
@@ -27,9 +28,10 @@ RUN_FILES = run_file_names()
 def run_paths(out: Path) -> list[Path]:
     """The paths a run writes, down to the training checkpoints' folders (checked for symbolic links)."""
     paths = [out / name for name in (*RUN_FILES, LOCK_NAME)]
-    for phase in PHASES:
-        for suffix in ("", ".tmp", ".old"):
-            paths.append(out / "ckpt" / f"{phase}{suffix}")
+    for phase in PHASE_TABLE:
+        if phase.trains:
+            for suffix in ("", ".tmp", ".old"):
+                paths.append(out / CKPT_DIR / f"{phase.name}{suffix}")
     return paths
 
 
@@ -133,10 +135,10 @@ def claim_output_dir(output_dir: str | os.PathLike, resume: bool, overwrite: boo
     try:
         note = None
         names = earlier_run(out)
-        fresh = not resume or not (out / "state.json").is_file()
+        fresh = not resume or not (out / STATE_FILE).is_file()
         if fresh and names:
             if not overwrite:
-                how = "continue it with --resume, or " if (out / "state.json").is_file() else ""
+                how = "continue it with --resume, or " if (out / STATE_FILE).is_file() else ""
                 raise OutputDirError(
                     f"--output-dir {out} holds an earlier run ({', '.join(names)}); {how}start over with --overwrite "
                     "(which moves it into a previous-<time> folder there), or choose another --output-dir"

@@ -41,19 +41,12 @@ def _task(name: str) -> Any:
 def split_dataset(task: str, data_root: str | None, split: str, image_size: int | None, seed: int = 0) -> Any:
     """The dataset of ``split`` as a recipe's sweep sees it: the task's evaluation transform at ``image_size``
     (``data_root`` None: the synthetic scenes of the recipe's default run, ``split`` "val" or "train")."""
-    from augcomp.experiment.args import make_parser, parse_args
-
     t = _task(task)
-    argv = ["--val-split", split, "--seed", str(seed)]
-    if data_root is not None:
-        argv += ["--data-root", data_root]
-    if image_size is not None:
-        argv += ["--image-size", str(image_size)]
     if data_root is None and split != "val":
         raise ArgumentError(f"--split {split!r}: without --data-root the synthetic scenes have one sweep split, 'val'")
-    args = parse_args(make_parser(t, description="precompute"), t, argv)
-    data = t.build_data(args)
-    return data.val
+    # The preset a recipe run on this data starts from, with what precompute was given on top.
+    settings = t.settings(data_root is None).merged(val_split=split, seed=seed, image_size=image_size)
+    return t.build_data(settings, data_root).val
 
 
 def _images(dataset: Any) -> Any:
@@ -156,7 +149,7 @@ def _recipe_args(task: str, argv: list[str]) -> tuple[Any, Any]:
 
 
 def train_dataset(task: str, data_root: str | None, split: str, options: Sequence[str] = ()) -> tuple[Any, Any]:
-    """The training set of ``split`` as a recipe builds it, and the recipe's parsed options.
+    """The training set of ``split`` as a recipe builds it, and the recipe's settings.
 
     Args:
         task: ``"cls"``, ``"det"`` or ``"seg"``.
@@ -167,18 +160,20 @@ def train_dataset(task: str, data_root: str | None, split: str, options: Sequenc
     if data_root is None and split != "train":
         raise ArgumentError(f"--split {split!r}: without --data-root the synthetic scenes' training split is 'train'")
     argv = [*(["--data-root", data_root, "--train-split", split] if data_root is not None else []), *options]
-    t, args = _recipe_args(task, argv)
-    return t.build_data(args).train, args
+    t, (settings, run_options) = _recipe_args(task, argv)
+    return t.build_data(settings, run_options.data_root).train, settings
 
 
-def train_store_hint(args: Any, mix: Any) -> str:
-    """The ``augcomp precompute`` command that fills a ``--train-store`` for a recipe run's options and mix."""
+def train_store_hint(settings: Any, options: Any, mix: Any) -> str:
+    """The ``augcomp precompute`` command that fills a ``--train-store`` for a recipe run's settings, options and
+    mix."""
     from augcomp.data.train_store import precompute_command
 
-    extra = ["--image-size", str(args.image_size), *(["--train-size", str(args.train_size)] if args.train_size else [])]
-    split = args.train_split if args.data_root is not None else "train"
-    return precompute_command(args.task, split, mix.names, mix.bpp, args.seed, "K", args.train_store,
-                              data_root=args.data_root, extra=extra)
+    extra = ["--image-size", str(settings.image_size),
+             *(["--train-size", str(settings.train_size)] if settings.train_size else [])]
+    split = settings.train_split if options.data_root is not None else "train"
+    return precompute_command(options.task, split, mix.names, mix.bpp, settings.seed, "K", options.train_store,
+                              data_root=options.data_root, extra=extra)
 
 
 class _Filler:
@@ -244,13 +239,13 @@ def precompute_variants(*, task: str, data_root: str | None, split: str, variant
         raise ArgumentError(f"--variants must be a positive integer, got {variants!r}")
     _check_engine(task, engine, workers, flush_every)
     start = time.perf_counter()
-    dataset, args = train_dataset(task, data_root, split, options)
+    dataset, settings = train_dataset(task, data_root, split, options)
     # The mix exactly as the recipe resolves it: --train-codecs, else --codecs, codecs unusable here left out.
-    names, _ = resolve_codecs(args.train_codecs or args.codecs,
-                              option="--train-codecs" if args.train_codecs else "--codecs")
+    names, _ = resolve_codecs(settings.train_codecs or settings.codecs,
+                              option="--train-codecs" if settings.train_codecs else "--codecs")
     if not names:
-        raise ArgumentError(f"--train-codecs {args.train_codecs or args.codecs!r} leaves no usable codec")
-    mix = CodecMix(names, args.train_bpp, 0.0)
+        raise ArgumentError(f"--train-codecs {settings.train_codecs or settings.codecs!r} leaves no usable codec")
+    mix = CodecMix(names, settings.train_bpp, 0.0)
     built = {name: registry.get(name) for name in names}
     st = Store(store)
     repaired = st.repair()
@@ -263,7 +258,7 @@ def precompute_variants(*, task: str, data_root: str | None, split: str, variant
         image = load_sample(dataset, index)["image"]
         ident, pixels = image_hash(image), None
         for k in range(variants):
-            codec, target = variant_draw(mix, args.seed, k, index)
+            codec, target = variant_draw(mix, settings.seed, k, index)
             key = key_for(ident, built[names[codec]], "bpp", target)
             if key in known:
                 reused += 1
@@ -280,9 +275,9 @@ def precompute_variants(*, task: str, data_root: str | None, split: str, variant
             pending = 0
     filler.close()
     bar.close()
-    record_variants(st, names=names, bpp=mix.bpp, seed=args.seed, variants=variants, task=task, split=split,
-                    images=len(dataset), image_size=args.image_size, data_root=data_root)
+    record_variants(st, names=names, bpp=mix.bpp, seed=settings.seed, variants=variants, task=task, split=split,
+                    images=len(dataset), image_size=settings.image_size, data_root=data_root)
     return {"encoded": filler.encoded, "reused": reused, "repaired": len(repaired), "entries": len(st),
             "digest": st.digest(), "engine": engine, "workers": workers, "images": len(dataset),
-            "variants": variants, "codecs": names, "bpp": list(mix.bpp), "seed": args.seed,
+            "variants": variants, "codecs": names, "bpp": list(mix.bpp), "seed": settings.seed,
             "encode_seconds": round(filler.seconds, 3), "seconds": round(time.perf_counter() - start, 3)}

@@ -8,7 +8,7 @@ for the run and nothing is written outside it (:mod:`augcomp.experiment.outdir`)
 
 from __future__ import annotations
 
-import argparse
+import dataclasses
 import math
 import shutil
 import time
@@ -22,7 +22,6 @@ from torch.utils.data import DataLoader
 from augcomp.experiment import rng
 from augcomp.experiment.errors import RecipeError
 from augcomp.experiment.io import (
-    PHASES,
     RunState,
     atomic_torch_save,
     atomic_write_json,
@@ -33,26 +32,25 @@ from augcomp.experiment.io import (
     saving,
 )
 from augcomp.experiment.loops import WORK_KEYS, evaluate, train_epoch, warmup_cosine
+from augcomp.experiment.options import Run, RunOptions, resume_values
+from augcomp.experiment.phases import PHASE_TABLE, PHASES, get_phase
 from augcomp.experiment.report import build_results, point_key, write_report
+from augcomp.experiment.runfiles import CKPT_DIR, STATE_FILE
 from augcomp.store import CodecWork
 from augcomp.tasks.base import DataBundle, Task, load_checkpoint
+from augcomp.tasks.settings import Settings
 
 if TYPE_CHECKING:
     from augcomp.data import CodecMix
 
 __all__ = ["Protocol", "StopRequested"]
 
-# Settings that must not change between a run and its --resume: they change what the saved state means. The
-# finetuning mix (codecs, bitrates, clean share) is checked too, as "finetune_mix" (see Protocol._config).
-RESUME_KEYS = ("task", "model", "model_kwargs", "data_root", "image_size", "train_size", "val_size", "seed",
-               "clean_epochs", "epochs", "checkpoint")
-
 
 class StopRequested(Exception):
     """Raised at the point named by ``--stop-after``; the run can be continued with ``--resume``."""
 
 
-def _loader(dataset: Any, batch_size: int, train: bool, args: argparse.Namespace) -> DataLoader:
+def _loader(dataset: Any, batch_size: int, train: bool, settings: Settings, options: RunOptions) -> DataLoader:
     from augcomp.data import collate
 
     return DataLoader(
@@ -61,8 +59,8 @@ def _loader(dataset: Any, batch_size: int, train: bool, args: argparse.Namespace
         shuffle=train,
         drop_last=train and len(dataset) >= batch_size,
         collate_fn=collate,
-        num_workers=args.num_workers,
-        pin_memory=torch.cuda.is_available() and not args.cpu,
+        num_workers=settings.num_workers,
+        pin_memory=torch.cuda.is_available() and not options.cpu,
         persistent_workers=False,
     )
 
@@ -74,37 +72,38 @@ class Protocol:
         accelerator: an ``accelerate.Accelerator``.
         task: the task.
         data: its datasets.
-        args: parsed options (see :mod:`augcomp.experiment.args`).
+        run: the run's settings and options (:func:`augcomp.experiment.args.parse_args`).
         codecs: codecs of the sweep.
         train_codecs: codecs finetuning draws from, one per training image (default: ``codecs``).
     """
 
-    def __init__(self, accelerator: Any, task: Task, data: DataBundle, args: argparse.Namespace,
-                 codecs: list[str], train_codecs: list[str] | None = None) -> None:
+    def __init__(self, accelerator: Any, task: Task, data: DataBundle, run: Run, codecs: list[str],
+                 train_codecs: list[str] | None = None) -> None:
         self.acc = accelerator
         self.task = task
         self.data = data
-        self.args = args
+        self.settings, self.options = run
         self.codecs = codecs
         self.train_codecs = list(train_codecs or codecs)
-        self.out = Path(args.output_dir)
-        self.metric = task.headline(args)
+        self.out = Path(self.options.output_dir)
+        self.metric = task.headline(self.settings)
         self._val_cache: dict[str, dict] = {}
         # A store of coded files is the cache (across sweeps and runs); the in-memory one is then not needed.
-        self.store = _open_store(getattr(args, "store", None))
-        self._cache_budget = 0 if self.store is not None else args.cache_val_mb * 2**20
+        self.store = _open_store(self.options.store)
+        self._cache_budget = 0 if self.store is not None else self.settings.cache_val_mb * 2**20
         # --train-store is opened now, so that a store without this mix's variants stops the run before any work.
-        self.train_source = self._train_source() if getattr(args, "train_store", None) else None
+        self.train_source = self._train_source() if self.options.train_store else None
         self.state: RunState
 
     # ------------------------------------------------------------------------------------------ run
 
     def run(self) -> dict[str, Any] | None:
         """Runs (or resumes) every phase. Returns the results, or None when stopped by ``--stop-after``."""
-        acc, args = self.acc, self.args
+        acc, options = self.acc, self.options
         self.state = self._open_state()
-        if args.log_with:
-            config = {k: v for k, v in vars(args).items() if isinstance(v, (int, float, str, bool))}
+        if options.log_with:
+            every = {**self.settings.as_dict(), **dataclasses.asdict(options)}
+            config = {k: v for k, v in every.items() if isinstance(v, (int, float, str, bool))}
             acc.init_trackers(f"augcomp-{self.task.name}", config=config)
         try:
             self._announce("clean")
@@ -120,36 +119,33 @@ class Protocol:
             acc.print(f"stopped after {stop} (--stop-after); continue with --resume --output-dir {self.out}")
             return None
         finally:
-            if args.log_with:
+            if options.log_with:
                 acc.end_training()
         return results
 
     def _announce(self, phase: str) -> None:
         # A line as each phase starts, so a log shows where the run is before the phase's first result.
-        what = {
-            "clean": "clean model",
-            "sweep_before": f"sweep before finetuning: {len(self._points())} points x {len(self.data.val)} images",
-            "finetune": f"finetuning: {self.args.epochs} epochs x {len(self.data.train)} images",
-            "sweep_after": f"sweep after finetuning: {len(self._points())} points x {len(self.data.val)} images",
-        }[phase]
+        what = get_phase(phase).announce.format(epochs=self.settings.epochs, train_images=len(self.data.train),
+                                                val_images=len(self.data.val), points=len(self._points()))
         self.acc.print(f"[{PHASES.index(phase) + 1}/{len(PHASES)}] {what}")
 
     def _config(self) -> dict[str, Any]:
-        a = vars(self.args)
-        return {**{k: a.get(k) for k in RESUME_KEYS}, "finetune_mix": self._mix()}
+        # What must not change between a run and its --resume (marked so in the fields' metadata): it changes what
+        # the saved state means. The finetuning mix (codecs, bitrates, clean share) is compared too.
+        return {**resume_values(Run(self.settings, self.options)), "finetune_mix": self._mix()}
 
     def _mix(self) -> dict[str, Any]:
         # What finetuning draws from, as state.json stores it (lists, not tuples), so a resume compares equal.
-        bpp = self.args.train_bpp
+        bpp = self.settings.train_bpp
         return {"codecs": self.train_codecs, "bpp": list(bpp) if isinstance(bpp, tuple) else bpp,
-                "clean_share": self.args.clean_share,
+                "clean_share": self.settings.clean_share,
                 # Stored variants (--train-store) are other images than variants coded in the run.
                 **({"stored_variants": self.train_source.variants} if self.train_source is not None else {})}
 
     def _open_state(self) -> RunState:
-        acc, path = self.acc, self.out / "state.json"
+        acc, path = self.acc, self.out / STATE_FILE
         main = acc.is_main_process
-        resumed = bool(self.args.resume and path.is_file())
+        resumed = bool(self.options.resume and path.is_file())
         if resumed:
             state = RunState.load(path, write=main, root=self.out)
             old = state.data.get("config", {})
@@ -163,7 +159,7 @@ class Protocol:
             acc.print(f"resuming the run in {self.out}")
         else:
             # An earlier run's files were refused or moved aside by claim_output_dir before this point.
-            if self.args.resume:
+            if self.options.resume:
                 acc.print(f"--resume: no state in {self.out}; starting a new run")
             state = RunState.fresh(path, self._config(), write=main, root=self.out)
         acc.wait_for_everyone()
@@ -176,8 +172,8 @@ class Protocol:
         if pretrained:
             # One process downloads; the others then read the cache.
             with self.acc.main_process_first():
-                return self.task.build_model(self.args, self.data, pretrained=True)
-        return self.task.build_model(self.args, self.data, pretrained=False)
+                return self.task.build_model(self.settings, self.data, pretrained=True)
+        return self.task.build_model(self.settings, self.data, pretrained=False)
 
     def _load(self, path: Path) -> nn.Module:
         model = self._build(pretrained=False)
@@ -193,23 +189,26 @@ class Protocol:
         self.acc.wait_for_everyone()
 
     def _clean(self) -> nn.Module:
-        args, state, path = self.args, self.state, self.out / "clean_model.pt"
+        settings, options, state = self.settings, self.options, self.state
+        path = self.out / get_phase("clean").model_file
         if state.done("clean"):
             self.acc.print(f"clean model: done ({state.phase('clean').get('source')}), loading {path}")
             return self._load(path)
         start = time.time()
-        if args.checkpoint:
-            model = self._load(Path(args.checkpoint))
-            source = f"checkpoint {args.checkpoint}"
-        elif args.clean_epochs > 0:
-            model = self._train("clean", self._build(pretrained=args.pretrained), args.clean_epochs, args.clean_lr)
-            source = f"trained {args.clean_epochs} epochs" + (" from a pretrained backbone" if args.pretrained else "")
-        elif self.task.has_pretrained(args, self.data):
+        if options.checkpoint:
+            model = self._load(Path(options.checkpoint))
+            source = f"checkpoint {options.checkpoint}"
+        elif settings.clean_epochs > 0:
+            model = self._train("clean", self._build(pretrained=options.pretrained), settings.clean_epochs,
+                                settings.clean_lr)
+            source = f"trained {settings.clean_epochs} epochs" + (
+                " from a pretrained backbone" if options.pretrained else "")
+        elif self.task.has_pretrained(settings, self.data):
             model = self._build(pretrained=True)
-            source = f"pretrained {args.model}"
+            source = f"pretrained {settings.model}"
         else:
             raise RecipeError(
-                f"no clean model: {args.model!r} has no pretrained weights that fit this {self.task.title} data "
+                f"no clean model: {settings.model!r} has no pretrained weights that fit this {self.task.title} data "
                 f"({self.data.num_classes} classes). Give --checkpoint PATH, or train one with --clean-epochs N "
                 "(add --pretrained to start from a pretrained backbone)."
             )
@@ -221,7 +220,7 @@ class Protocol:
         return model
 
     def _finetune(self, model: nn.Module) -> nn.Module:
-        args, state, path = self.args, self.state, self.out / "finetuned_model.pt"
+        settings, state, path = self.settings, self.state, self.out / get_phase("finetune").model_file
         if state.done("finetune"):
             self.acc.print(f"finetuning: done, loading {path}")
             return self._load(path)
@@ -231,8 +230,8 @@ class Protocol:
         # One model for every codec and rate of the sweep: per image a codec from the mix and a bitrate from the
         # range, and a share of images kept clean. Each image's draws are keyed by (seed, epoch, index), so a
         # resumed run, any number of workers and any number of processes draw the same.
-        mix = CodecMix(self.train_codecs, args.train_bpp, args.clean_share)
-        model = self._train("finetune", model, args.epochs, args.lr, mix=mix)
+        mix = CodecMix(self.train_codecs, settings.train_bpp, settings.clean_share)
+        model = self._train("finetune", model, settings.epochs, settings.lr, mix=mix)
         self._save_model(model, path)
         seconds = state.phase("finetune").get("seconds", 0.0) + time.time() - start
         state.set("finetune", status="done", seconds=seconds)
@@ -245,18 +244,18 @@ class Protocol:
     def _train(self, phase: str, model: nn.Module, epochs: int, lr: float, mix: CodecMix | None = None) -> nn.Module:
         from augcomp.data import TrainingSamples
 
-        acc, args = self.acc, self.args
+        acc, settings = self.acc, self.settings
         # Keyed draws (geometry, and the mix's codec, target and clean choice); library codecs are compressed in the
         # DataLoader workers, the rest on the device batch in train_epoch.
         source = self.train_source if mix is not None else None
-        samples = TrainingSamples(self.data.train, args.seed, phase, mix, source=source,
+        samples = TrainingSamples(self.data.train, settings.seed, phase, mix, source=source,
                                   variants=source.variants if source is not None else 0)
-        loader = _loader(samples, args.batch_size, True, args)
+        loader = _loader(samples, settings.batch_size, True, settings, self.options)
         # The scheduler is stepped once per process per optimizer step (accelerate's convention), so the schedule
         # is laid out over the unsharded number of steps.
-        total = epochs * math.ceil(len(loader) / args.grad_accum)
-        optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=args.weight_decay)
-        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_cosine(total, args.warmup))
+        total = epochs * math.ceil(len(loader) / settings.grad_accum)
+        optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=settings.weight_decay)
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_cosine(total, settings.warmup))
         # Each phase prepares its own objects; forgetting the previous phase's keeps save_state/load_state to this
         # phase's model, optimizer and scheduler.
         acc.free_memory()
@@ -266,7 +265,7 @@ class Protocol:
         start_epoch = 0
         draws: dict[str, int] = {}  # images per codec (and clean) over the epochs so far
         work: dict[str, float] = {}  # images compressed per place, and seconds waited for data, so far
-        ckpt = resolve_dir(self.out / "ckpt" / phase)
+        ckpt = resolve_dir(self.out / CKPT_DIR / phase)
         if ckpt is not None and self.state.phase(phase).get("epochs_done", 0) > 0:
             acc.load_state(str(ckpt))
             progress = _read_json(ckpt / "progress.json")
@@ -285,7 +284,7 @@ class Protocol:
             if hasattr(loader, "set_epoch"):
                 loader.set_epoch(epoch)
             stats = train_epoch(acc, self.task, model, optimizer, scheduler, loader, mix=mix,
-                                clip_grad_norm=args.clip_grad_norm, desc=f"{phase} {epoch + 1}/{epochs}")
+                                clip_grad_norm=settings.clip_grad_norm, desc=f"{phase} {epoch + 1}/{epochs}")
             for name, n in stats["draws"].items():
                 draws[name] = draws.get(name, 0) + n
             for name, n in stats["work"].items():
@@ -305,7 +304,7 @@ class Protocol:
             self.state.set(phase, epochs_done=epoch + 1, **({"draws": dict(draws)} if draws else {}),
                            **({"codec_work": dict(work)} if work else {}))
             self.state.note(f"{phase}:{epoch + 1}")
-            if args.stop_after == f"{phase}:{epoch + 1}":
+            if self.options.stop_after == f"{phase}:{epoch + 1}":
                 raise StopRequested(f"{phase} epoch {epoch + 1}")
         model = acc.unwrap_model(model, keep_fp32_wrapper=False)
         acc.free_memory()
@@ -318,11 +317,12 @@ class Protocol:
         from augcomp.experiment.precompute import train_store_hint
         from augcomp.store import StoreError
 
-        mix = CodecMix(self.train_codecs, self.args.train_bpp, self.args.clean_share)
+        mix = CodecMix(self.train_codecs, self.settings.train_bpp, self.settings.clean_share)
+        where = self.options.train_store
         try:
-            return open_variants(self.args.train_store, mix, self.args.seed, train_store_hint(self.args, mix))
+            return open_variants(where, mix, self.settings.seed, train_store_hint(self.settings, self.options, mix))
         except (StoreError, OSError) as e:
-            raise RecipeError(f"--train-store {self.args.train_store}: {e}") from None
+            raise RecipeError(f"--train-store {where}: {e}") from None
 
     def _restore_random(self, ckpt: Path, generators: dict[str, torch.Generator]) -> None:
         path = Path(rng.state_file(ckpt, self.acc.process_index))
@@ -337,7 +337,7 @@ class Protocol:
     def _save_state(self, phase: str, epochs_done: int, random_state: dict[str, Any],
                     draws: dict[str, int] | None = None, work: dict[str, float] | None = None) -> None:
         acc = self.acc
-        final = self.out / "ckpt" / phase
+        final = self.out / CKPT_DIR / phase
         tmp = ensure_within(self.out, final.with_name(final.name + ".tmp"))
         ensure_within(self.out, final)
         if acc.is_main_process and tmp.exists():
@@ -362,28 +362,29 @@ class Protocol:
     # ------------------------------------------------------------------------------------------ sweep
 
     def _points(self) -> list[tuple[str | None, float | None]]:
-        return [(None, None)] + [(c, b) for c in self.codecs for b in self.args.bpp_grid]
+        return [(None, None)] + [(c, b) for c in self.codecs for b in self.settings.bpp_grid]
 
     def _cache_for(self, key: str) -> dict | None:
         if key == "clean" or self._cache_budget <= 0:
             return None
         if key in self._val_cache:
             return self._val_cache[key]
-        per_point = 3 * self.args.image_size**2 * len(self.data.val) / self.acc.num_processes
+        per_point = 3 * self.settings.image_size**2 * len(self.data.val) / self.acc.num_processes
         if per_point * (len(self._val_cache) + 1) > self._cache_budget:
             return None
         self._val_cache[key] = {}
         return self._val_cache[key]
 
     def _sweep(self, phase: str, model: nn.Module) -> None:
-        acc, args, state = self.acc, self.args, self.state
+        acc, settings, state = self.acc, self.settings, self.state
         if state.done(phase):
             acc.print(f"{phase}: done")
             return
         start = time.time()
         acc.free_memory()
         model = acc.prepare_model(model, evaluation_mode=True)
-        loader = acc.prepare_data_loader(_loader(self.data.val, args.eval_batch_size, False, args))
+        loader = acc.prepare_data_loader(_loader(self.data.val, settings.eval_batch_size, False, settings,
+                                                       self.options))
         points = state.phase(phase).setdefault("points", {})
         state.set(phase, status="running")
         label = "before" if phase == "sweep_before" else "after"
@@ -393,7 +394,7 @@ class Protocol:
                 continue
             t0 = time.time()
             work = CodecWork()
-            metrics, achieved = evaluate(acc, self.task, model, loader, args, self.data, codec=codec, bpp=bpp,
+            metrics, achieved = evaluate(acc, self.task, model, loader, settings, self.data, codec=codec, bpp=bpp,
                                          cache=self._cache_for(key), store=self.store, work=work,
                                          desc=f"{phase} {key}")
             points[key] = {"metrics": metrics, "achieved_bpp": achieved, "seconds": time.time() - t0,
@@ -417,19 +418,19 @@ class Protocol:
         images compressed in the training process, in the loader workers and on the device batch, with the seconds
         training waited for data."""
         sweep = {"encoded": 0, "reused": 0, "encode_seconds": 0.0, "decode_seconds": 0.0}
-        for phase in ("sweep_before", "sweep_after"):
+        for phase in (p.name for p in PHASE_TABLE if p.kind == "sweep"):
             for point in self.state.phase(phase).get("points", {}).values():
                 for k, v in point.get("codec_work", {}).items():
                     sweep[k] = sweep.get(k, 0) + v
         train = dict.fromkeys(WORK_KEYS, 0) | {"train_data_wait_seconds": 0.0}
         train |= self.state.phase("finetune").get("codec_work", {})
         train["train_data_wait_seconds"] = round(float(train["train_data_wait_seconds"]), 3)
-        return {"store": getattr(self.args, "store", None), "train_store": getattr(self.args, "train_store", None),
+        return {"store": self.options.store, "train_store": self.options.train_store,
                 **{f"sweep_{k}": (round(v, 3) if isinstance(v, float) else v) for k, v in sweep.items()}, **train}
 
     def _report(self) -> dict[str, Any]:
-        args, state = self.args, self.state
-        bpp = args.train_bpp
+        settings, state = self.settings, self.state
+        bpp = settings.train_bpp
         results = build_results(
             task=self.task.name,
             title=self.task.title,
@@ -437,21 +438,21 @@ class Protocol:
             sweep_before=state.phase("sweep_before")["points"],
             sweep_after=state.phase("sweep_after")["points"],
             codecs=self.codecs,
-            grid=args.bpp_grid,
-            min_drop=args.min_drop,
+            grid=list(settings.bpp_grid),
+            min_drop=settings.min_drop,
             extra={
-                "model": args.model,
-                "model_kwargs": args.model_kwargs,
+                "model": settings.model,
+                "model_kwargs": settings.model_kwargs,
                 "data": self.data.description,
                 "train_size": len(self.data.train),
                 "val_size": len(self.data.val),
                 "clean_model": state.phase("clean").get("source"),
-                "clean_epochs": args.clean_epochs,
-                "finetune_epochs": args.epochs,
+                "clean_epochs": settings.clean_epochs,
+                "finetune_epochs": settings.epochs,
                 "train_bpp": list(bpp) if isinstance(bpp, tuple) else bpp,
                 "codecs": self.codecs,
                 "train_codecs": self.train_codecs,
-                "clean_share": args.clean_share,
+                "clean_share": settings.clean_share,
                 # Images the finetuning mix drew over all epochs: left clean, and per codec.
                 "finetune_draws": state.phase("finetune").get("draws", {}),
                 # Files left out by --skip-bad-files: {"split", "path", "fault"} each.
@@ -459,8 +460,8 @@ class Protocol:
                 "num_processes": self.acc.num_processes,
                 "codec_work": self._codec_work(),
                 "mixed_precision": str(self.acc.mixed_precision),
-                "seconds": {p: round(state.phase(p).get("seconds", 0.0), 1)
-                            for p in ("clean", "sweep_before", "finetune", "sweep_after")},
+                "seconds": {p.name: round(state.phase(p.name).get("seconds", 0.0), 1)
+                            for p in PHASE_TABLE if p.kind != "report"},
             },
         )
         if self.acc.is_main_process:
@@ -480,7 +481,7 @@ class Protocol:
                 "encode_seconds": round(total[2], 3), "decode_seconds": round(total[3], 3)}
 
     def _maybe_stop(self, phase: str) -> None:
-        if self.args.stop_after == phase:
+        if self.options.stop_after == phase:
             raise StopRequested(phase)
 
 

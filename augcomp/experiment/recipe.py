@@ -3,7 +3,6 @@ the plan or run the protocol; expected failures end as one line (``error: ...``)
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import math
 import os
@@ -18,32 +17,34 @@ from augcomp._errors import AugcompError
 from augcomp.experiment.args import UsageError
 from augcomp.experiment.codecs import resolve_codecs
 from augcomp.experiment.errors import RecipeError, bad_file_message, one_line
+from augcomp.experiment.options import Run, RunOptions
 from augcomp.experiment.outdir import claim_output_dir
 from augcomp.experiment.protocol import Protocol
 from augcomp.experiment.report import results_table
-from augcomp.experiment.runfiles import RUN_FILE_TABLE
+from augcomp.experiment.runfiles import LOGS_DIR, RUN_FILE_TABLE
 from augcomp.tasks.base import DataBundle, Task
+from augcomp.tasks.settings import Settings
 
 __all__ = ["main", "make_accelerator", "plan", "recipe_entry_point", "run_recipe"]
 
 INTERRUPTED = "interrupted; rerun with --resume to continue"
 
 
-def make_accelerator(args: argparse.Namespace) -> Any:
-    """An ``Accelerator`` configured from the common options (precision, CPU, accumulation, trackers)."""
+def make_accelerator(settings: Settings, options: RunOptions) -> Any:
+    """An ``Accelerator`` configured from the run (precision, CPU, accumulation, trackers)."""
     from accelerate import Accelerator
     from accelerate.utils import ProjectConfiguration
 
     kwargs: dict[str, Any] = {
-        "cpu": args.cpu,
-        "gradient_accumulation_steps": args.grad_accum,
-        "project_config": ProjectConfiguration(project_dir=args.output_dir,
-                                               logging_dir=str(Path(args.output_dir) / "logs")),
+        "cpu": options.cpu,
+        "gradient_accumulation_steps": settings.grad_accum,
+        "project_config": ProjectConfiguration(project_dir=options.output_dir,
+                                               logging_dir=str(Path(options.output_dir) / LOGS_DIR)),
     }
-    if args.mixed_precision:
-        kwargs["mixed_precision"] = args.mixed_precision
-    if args.log_with:
-        kwargs["log_with"] = [s.strip() for s in args.log_with.split(",") if s.strip()]
+    if options.mixed_precision:
+        kwargs["mixed_precision"] = options.mixed_precision
+    if options.log_with:
+        kwargs["log_with"] = [s.strip() for s in options.log_with.split(",") if s.strip()]
     _check_cpu_launch()
     return Accelerator(**kwargs)
 
@@ -62,7 +63,7 @@ def _check_cpu_launch() -> None:
         )
 
 
-def plan(task: Task, data: DataBundle, args: argparse.Namespace, codecs: list[str], skipped: dict[str, str],
+def plan(task: Task, data: DataBundle, run: Run, codecs: list[str], skipped: dict[str, str],
          num_processes: int = 1, train_codecs: list[str] | None = None) -> str:
     """The plan of a run as text (printed by ``--dry-run``): data, model, steps, the finetuning mix, bitrates,
     codecs, outputs.
@@ -70,59 +71,61 @@ def plan(task: Task, data: DataBundle, args: argparse.Namespace, codecs: list[st
     Args:
         task: the task.
         data: its datasets.
-        args: parsed options.
+        run: the run's settings and options.
         codecs: codecs of the sweep.
         skipped: codecs left out of ``available``, with the reason.
         num_processes: processes of the run.
         train_codecs: codecs of the finetuning mix (default: ``codecs``).
     """
+    settings, options = run
     train_codecs = train_codecs or codecs
-    world = num_processes * args.batch_size * args.grad_accum
-    steps = len(data.train) // max(1, num_processes * args.batch_size)
-    opt_steps = math.ceil(steps / args.grad_accum)
-    if args.checkpoint:
-        clean = f"load --checkpoint {args.checkpoint}"
-    elif args.clean_epochs > 0:
-        init = "pretrained backbone" if args.pretrained else "random init"
-        clean = f"train {args.clean_epochs} epochs on clean images ({init}), lr {args.clean_lr:g}"
-    elif task.has_pretrained(args, data):
-        clean = f"pretrained weights of {args.model!r}"
+    world = num_processes * settings.batch_size * settings.grad_accum
+    steps = len(data.train) // max(1, num_processes * settings.batch_size)
+    opt_steps = math.ceil(steps / settings.grad_accum)
+    if options.checkpoint:
+        clean = f"load --checkpoint {options.checkpoint}"
+    elif settings.clean_epochs > 0:
+        init = "pretrained backbone" if options.pretrained else "random init"
+        clean = f"train {settings.clean_epochs} epochs on clean images ({init}), lr {settings.clean_lr:g}"
+    elif task.has_pretrained(settings, data):
+        clean = f"pretrained weights of {settings.model!r}"
     else:
         clean = "NONE: give --checkpoint or --clean-epochs (no complete pretrained model for this data)"
-    bpp = args.train_bpp
+    bpp = settings.train_bpp
     bpp_txt = f"{bpp:g} (fixed)" if isinstance(bpp, float) else f"{bpp[0]:g}-{bpp[1]:g} (log-uniform per sample)"
     lines = [
-        f"task            {task.title} ({task.name}), headline metric {task.headline(args)}",
+        f"task            {task.title} ({task.name}), headline metric {task.headline(settings)}",
         f"data            {data.description}",
         f"                train {len(data.train)} images, val {len(data.val)} images, {data.num_classes} classes",
-        f"model           {args.model} {args.model_kwargs or ''}".rstrip(),
+        f"model           {settings.model} {settings.model_kwargs or ''}".rstrip(),
         f"clean model     {clean}",
-        f"finetuning      {args.epochs} epochs x {opt_steps} optimizer steps (global batch {world}), "
-        f"lr {args.lr:g}, one model for every codec and bitrate",
+        f"finetuning      {settings.epochs} epochs x {opt_steps} optimizer steps (global batch {world}), "
+        f"lr {settings.lr:g}, one model for every codec and bitrate",
         f"finetune mix    per image: a codec drawn from {', '.join(train_codecs)}; bpp {bpp_txt}; "
-        f"clean share {args.clean_share:g} ({100 * args.clean_share:.0f}% of images left uncompressed)",
-        f"sweep           clean + {len(codecs)} codec(s) x {len(args.bpp_grid)} bitrates, twice (before/after), "
+        f"clean share {settings.clean_share:g} ({100 * settings.clean_share:.0f}% of images left uncompressed)",
+        f"sweep           clean + {len(codecs)} codec(s) x {len(settings.bpp_grid)} bitrates, twice (before/after), "
         "and codec against codec at each bitrate (matched bpp)",
-        f"bpp grid        {', '.join(f'{b:g}' for b in args.bpp_grid)}",
+        f"bpp grid        {', '.join(f'{b:g}' for b in settings.bpp_grid)}",
         f"codecs          {', '.join(codecs)}",
     ]
     for name, reason in skipped.items():
         lines.append(wrapped(f"  skipped       {name}: ", reason, indent=16))
     if data.bad_files:
         lines.append(f"bad files       {len(data.bad_files)} left out (--skip-bad-files), listed in results.json")
-    store = getattr(args, "store", None)
+    store = options.store
     coded = (f"store {store}: entries found are decoded, the rest encoded and added" if store
              else "encoded in the run, kept in memory up to --cache-val-mb (no --store)")
     lines.append(f"coded files     {coded}")
-    if getattr(args, "train_store", None):
+    if options.train_store:
         from augcomp.data.train_store import describe_train_store
 
-        lines.append(wrapped("train store     ", describe_train_store(args.train_store, train_codecs, args.train_bpp,
-                                                                      args.seed, args.clean_share), indent=16))
+        described = describe_train_store(options.train_store, train_codecs, settings.train_bpp, settings.seed,
+                                         settings.clean_share)
+        lines.append(wrapped("train store     ", described, indent=16))
     outputs = ", ".join(f.name for f in RUN_FILE_TABLE)
     lines += [
-        f"processes       {num_processes}, mixed precision {args.mixed_precision or 'accelerate default'}",
-        wrapped(f"output          {args.output_dir} ", f"({outputs})", indent=16),
+        f"processes       {num_processes}, mixed precision {options.mixed_precision or 'accelerate default'}",
+        wrapped(f"output          {options.output_dir} ", f"({outputs})", indent=16),
     ]
     return "\n".join(lines)
 
@@ -134,24 +137,25 @@ def wrapped(head: str, text: str, indent: int = 4, width: int = 118) -> str:
                          break_long_words=False, break_on_hyphens=False)
 
 
-def _check_data_root(args: argparse.Namespace) -> None:
-    if args.data_root is not None and not Path(args.data_root).is_dir():
-        raise RecipeError(f"--data-root {args.data_root} is not a folder; give the root of the dataset, or leave "
+def _check_data_root(data_root: str | None) -> None:
+    if data_root is not None and not Path(data_root).is_dir():
+        raise RecipeError(f"--data-root {data_root} is not a folder; give the root of the dataset, or leave "
                           "--data-root out to run on synthetic scenes")
 
 
-def _build_data(task: Task, args: argparse.Namespace, say: Any = print) -> DataBundle:
-    if args.data_root is None:
-        return task.build_data(args)
-    say(f"data: reading {args.data_root}")
+def _build_data(task: Task, run: Run, say: Any = print) -> DataBundle:
+    settings, options = run
+    if options.data_root is None:
+        return task.build_data(settings, None)
+    say(f"data: reading {options.data_root}")
     try:
-        data = task.build_data(args)
+        data = task.build_data(settings, options.data_root)
     except (FileNotFoundError, NotADirectoryError, ValueError) as e:
-        raise RecipeError(f"--data-root {args.data_root}: {e}") from None
-    return _check_files(data, args, say)
+        raise RecipeError(f"--data-root {options.data_root}: {e}") from None
+    return _check_files(data, options.skip_bad_files, say)
 
 
-def _check_files(data: DataBundle, args: argparse.Namespace, say: Any = print) -> DataBundle:
+def _check_files(data: DataBundle, skip_bad_files: bool, say: Any = print) -> DataBundle:
     # Every file the run will read, by its header, before any training or metric: a bad file in the validation
     # split would otherwise surface mid-sweep, or (a mask of another size) never.
     from augcomp.data import BadFileError, check_files
@@ -160,7 +164,7 @@ def _check_files(data: DataBundle, args: argparse.Namespace, say: Any = print) -
     splits, bad = {}, []
     for split, dataset in (("train", data.train), ("val", data.val)):
         try:
-            splits[split], found = check_files(dataset, skip=args.skip_bad_files)
+            splits[split], found = check_files(dataset, skip=skip_bad_files)
         except BadFileError as e:
             raise RecipeError(
                 f"{bad_file_message(e)}; remove or replace it, or give --skip-bad-files to leave such files out "
@@ -172,20 +176,20 @@ def _check_files(data: DataBundle, args: argparse.Namespace, say: Any = print) -
     return dataclasses.replace(data, train=splits["train"], val=splits["val"], bad_files=bad)
 
 
-def _resolve_codecs(args: argparse.Namespace) -> tuple[list[str], list[str], dict[str, str]]:
+def _resolve_codecs(settings: Settings) -> tuple[list[str], list[str], dict[str, str]]:
     # The sweep's codecs, the finetuning mix (the sweep's unless --train-codecs), and those 'available' left out.
-    codecs, skipped = resolve_codecs(args.codecs)
+    codecs, skipped = resolve_codecs(settings.codecs)
     if not codecs:
-        raise RecipeError(f"--codecs {args.codecs!r} leaves no usable codec")
-    if args.train_codecs is None:
+        raise RecipeError(f"--codecs {settings.codecs!r} leaves no usable codec")
+    if settings.train_codecs is None:
         return codecs, codecs, skipped
-    train_codecs, train_skipped = resolve_codecs(args.train_codecs, option="--train-codecs")
+    train_codecs, train_skipped = resolve_codecs(settings.train_codecs, option="--train-codecs")
     if not train_codecs:
-        raise RecipeError(f"--train-codecs {args.train_codecs!r} leaves no usable codec")
+        raise RecipeError(f"--train-codecs {settings.train_codecs!r} leaves no usable codec")
     return codecs, train_codecs, {**skipped, **train_skipped}
 
 
-def main(task: Task, args: argparse.Namespace) -> dict[str, Any] | None:
+def main(task: Task, run: Run) -> dict[str, Any] | None:
     """Everything a recipe does after parsing: codecs, accelerator, output folder, data, then the plan or the
     protocol.
 
@@ -197,31 +201,32 @@ def main(task: Task, args: argparse.Namespace) -> dict[str, Any] | None:
     """
     from accelerate.utils import set_seed
 
-    _check_data_root(args)
+    settings, options = run
+    _check_data_root(options.data_root)
     # Before the accelerator, the data and the output folder: a misspelt or unusable codec fails at once.
-    _say(f"codecs: checking {args.codecs}" + (f" and {args.train_codecs}" if args.train_codecs else ""))
-    codecs, train_codecs, skipped = _resolve_codecs(args)
-    accelerator = make_accelerator(args)
-    set_seed(args.seed)
+    _say(f"codecs: checking {settings.codecs}" + (f" and {settings.train_codecs}" if settings.train_codecs else ""))
+    codecs, train_codecs, skipped = _resolve_codecs(settings)
+    accelerator = make_accelerator(settings, options)
+    set_seed(settings.seed)
     lock = None
-    if not args.dry_run and accelerator.is_main_process:
+    if not options.dry_run and accelerator.is_main_process:
         # Before anything is written: one run per folder, and an earlier run is never silently replaced.
-        lock, note = claim_output_dir(args.output_dir, resume=args.resume, overwrite=args.overwrite)
+        lock, note = claim_output_dir(options.output_dir, resume=options.resume, overwrite=options.overwrite)
         if note:
             accelerator.print(note)
     try:
-        data = _build_data(task, args, say=accelerator.print)
-        text = plan(task, data, args, codecs, skipped, accelerator.num_processes, train_codecs)
-        if args.dry_run:
+        data = _build_data(task, run, say=accelerator.print)
+        text = plan(task, data, run, codecs, skipped, accelerator.num_processes, train_codecs)
+        if options.dry_run:
             accelerator.print(text)
             return None
         # What the run will do and where it writes, before it starts: a log then says what it belongs to.
         accelerator.print(f"plan\n{textwrap.indent(text, '  ')}")
         start = time.time()
-        results = Protocol(accelerator, task, data, args, codecs, train_codecs).run()
+        results = Protocol(accelerator, task, data, run, codecs, train_codecs).run()
         if results is not None:
             accelerator.print("\n".join(["", *results_table(results), ""]))
-        accelerator.print(f"total {time.time() - start:.0f} s; results in {args.output_dir}")
+        accelerator.print(f"total {time.time() - start:.0f} s; results in {options.output_dir}")
         return results
     finally:
         if lock is not None:

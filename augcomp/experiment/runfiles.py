@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["REPORT_FILES", "RUN_FILE_TABLE", "RunFile", "run_file_names"]
+__all__ = ["CKPT_DIR", "CLEAN_MODEL", "FINETUNED_MODEL", "LOGS_DIR", "REPORT_FILES", "RUN_FILE_TABLE", "RunFile",
+           "STATE_FILE", "run_file_names"]
 
 
 @dataclass(frozen=True)
@@ -29,16 +30,23 @@ class RunFile:
     report: str | None = None
 
 
+# The names the runner itself opens, defined once here and used by the table below.
+STATE_FILE = "state.json"
+CKPT_DIR = "ckpt"
+CLEAN_MODEL = "clean_model.pt"
+FINETUNED_MODEL = "finetuned_model.pt"
+LOGS_DIR = "logs"
+
 RUN_FILE_TABLE: tuple[RunFile, ...] = (
-    RunFile("state.json", "progress of every phase, read by --resume"),
-    RunFile("ckpt", "training checkpoints, one folder per training phase"),
-    RunFile("clean_model.pt", "weights of the clean model"),
-    RunFile("finetuned_model.pt", "weights of the finetuned model"),
+    RunFile(STATE_FILE, "progress of every phase, read by --resume"),
+    RunFile(CKPT_DIR, "training checkpoints, one folder per training phase"),
+    RunFile(CLEAN_MODEL, "weights of the clean model"),
+    RunFile(FINETUNED_MODEL, "weights of the finetuned model"),
     RunFile("results.json", "every metric, bitrate and setting of the run", report="json"),
     RunFile("results.md", "the results as tables", report="md"),
     RunFile("robustness.png", "metric against achieved bpp, before and after finetuning", report="png"),
     RunFile("matched_bpp.png", "which codec hurts least at each bitrate", report="matched_png"),
-    RunFile("logs", "tracker logs (--log-with)"),
+    RunFile(LOGS_DIR, "tracker logs (--log-with)"),
 )
 
 # The report's files, by key.

@@ -65,7 +65,7 @@ class DataBundle:
     bad_files: list[dict[str, str]] = field(default_factory=list)
 
 
-def synthetic_bundle(kind: str, args: argparse.Namespace, classes_text: str) -> DataBundle:
+def synthetic_bundle(kind: str, settings: Settings, classes_text: str) -> DataBundle:
     """The embedded default: synthetic scenes for ``kind`` ("cls", "det" or "seg"), train and val from the seed.
 
     ``classes_text`` describes the classes; ``{classes}`` (dataset classes) and ``{categories}`` (object categories)
@@ -75,10 +75,10 @@ def synthetic_bundle(kind: str, args: argparse.Namespace, classes_text: str) -> 
     from augcomp.data.synthetic import PRESETS
 
     cfg = PRESETS[kind]
-    if args.image_size != cfg.size:
-        cfg = SceneConfig(**{**cfg.__dict__, "size": args.image_size})
-    train = SyntheticScenes(kind, args.train_size, seed=2 * args.seed + 1, config=cfg)
-    val = SyntheticScenes(kind, args.val_size, seed=2 * args.seed + 2, config=cfg)
+    if settings.image_size != cfg.size:
+        cfg = SceneConfig(**{**cfg.__dict__, "size": settings.image_size})
+    train = SyntheticScenes(kind, settings.train_size, seed=2 * settings.seed + 1, config=cfg)
+    val = SyntheticScenes(kind, settings.val_size, seed=2 * settings.seed + 2, config=cfg)
     classes = classes_text.format(classes=train.num_classes, categories=cfg.num_categories)
     desc = f"synthetic scenes {cfg.size}x{cfg.size}, {classes}"
     return DataBundle(train, val, train.num_classes, train.class_names, synthetic=True, description=desc)
@@ -175,14 +175,17 @@ class Task:
         return preset.tiny() if tiny else preset
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
-        """Adds options that are not settings (the settings' own options come from :attr:`presets`)."""
+        """Adds options that are not settings (the settings' own options come from :attr:`presets`); parsing puts
+        their values in the run options' ``extra``, by name."""
 
     # ------------------------------------------------------------------ data and model
 
-    def build_data(self, args: argparse.Namespace) -> DataBundle:
+    def build_data(self, settings: Settings, data_root: str | None) -> DataBundle:
+        """The datasets: the task's dataset under ``data_root`` in its standard layout, or the synthetic scenes
+        (``data_root`` None)."""
         raise NotImplementedError
 
-    def build_model(self, args: argparse.Namespace, data: DataBundle, pretrained: bool) -> nn.Module:
+    def build_model(self, settings: Settings, data: DataBundle, pretrained: bool) -> nn.Module:
         """The model, taking float images in [0, 1]; with ``pretrained``, weights fetched by model name.
 
         Raises:
@@ -190,7 +193,7 @@ class Task:
         """
         raise NotImplementedError
 
-    def has_pretrained(self, args: argparse.Namespace, data: DataBundle) -> bool:
+    def has_pretrained(self, settings: Settings, data: DataBundle) -> bool:
         """Whether ``--model`` names weights that give a complete clean model for this data without training."""
         return False
 
@@ -207,7 +210,7 @@ class Task:
         """
         raise NotImplementedError
 
-    def metric(self, args: argparse.Namespace, data: DataBundle) -> Any:
+    def metric(self, settings: Settings, data: DataBundle) -> Any:
         """A fresh metric accumulator (a torchmetrics ``Metric`` or collection), kept on the CPU."""
         raise NotImplementedError
 
@@ -219,6 +222,6 @@ class Task:
         """Every metric value as a plain float (percentages for accuracies, IoU and AP)."""
         raise NotImplementedError
 
-    def headline(self, args: argparse.Namespace) -> str:
+    def headline(self, settings: Settings) -> str:
         """The key of :meth:`compute`'s result that the sweep reports and recovery is computed from."""
         raise NotImplementedError

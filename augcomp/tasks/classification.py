@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 from dataclasses import dataclass
 from typing import Any
@@ -80,30 +79,32 @@ class ClassificationTask(Task):
     title = "classification"
     presets = {"synthetic": SYNTHETIC, "real": IMAGENET}
 
-    def build_data(self, args: argparse.Namespace) -> DataBundle:
+    def build_data(self, settings: ClassificationSettings, data_root: str | None) -> DataBundle:
         from augcomp.data import ImageFolderClassification, subset
 
-        if args.data_root is None:
-            return synthetic_bundle("cls", args, "{classes} texture classes")
-        train_full = ImageFolderClassification(args.data_root, args.train_split, args.image_size, train=True)
-        val_full = ImageFolderClassification(args.data_root, args.val_split, args.image_size, train=False,
+        if data_root is None:
+            return synthetic_bundle("cls", settings, "{classes} texture classes")
+        train_full = ImageFolderClassification(data_root, settings.train_split, settings.image_size, train=True)
+        val_full = ImageFolderClassification(data_root, settings.val_split, settings.image_size, train=False,
                                              classes=train_full.classes)
-        return DataBundle(subset(train_full, args.train_size, args.seed), subset(val_full, args.val_size, args.seed),
+        train = subset(train_full, settings.train_size, settings.seed)
+        val = subset(val_full, settings.val_size, settings.seed)
+        return DataBundle(train, val,
                           train_full.num_classes, train_full.classes,
-                          description=f"ImageFolder {args.data_root} ({train_full.num_classes} classes)")
+                          description=f"ImageFolder {data_root} ({train_full.num_classes} classes)")
 
-    def has_pretrained(self, args: argparse.Namespace, data: DataBundle) -> bool:
+    def has_pretrained(self, settings: ClassificationSettings, data: DataBundle) -> bool:
         import timm
 
         try:
-            cfg = timm.models.get_pretrained_cfg(args.model)
+            cfg = timm.models.get_pretrained_cfg(settings.model)
         except Exception:
             return False
         return cfg is not None and getattr(cfg, "num_classes", None) == data.num_classes
 
-    def build_model(self, args: argparse.Namespace, data: DataBundle, pretrained: bool) -> nn.Module:
-        kwargs = model_kwargs(args.model_kwargs)
-        net = create_timm(args.model, pretrained, num_classes=data.num_classes, **kwargs)
+    def build_model(self, settings: ClassificationSettings, data: DataBundle, pretrained: bool) -> nn.Module:
+        kwargs = model_kwargs(settings.model_kwargs)
+        net = create_timm(settings.model, pretrained, num_classes=data.num_classes, **kwargs)
         cfg = getattr(net, "pretrained_cfg", None) or {}
         return Classifier(net, tuple(cfg.get("mean", IMAGENET_MEAN)), tuple(cfg.get("std", IMAGENET_STD)))
 
@@ -113,7 +114,7 @@ class ClassificationTask(Task):
     def predict(self, model: nn.Module, images: Tensor, batch: dict) -> dict[str, Tensor]:
         return {"logits": model(images).float(), "target": batch["label"]}
 
-    def metric(self, args: argparse.Namespace, data: DataBundle) -> MetricCollection:
+    def metric(self, settings: ClassificationSettings, data: DataBundle) -> MetricCollection:
         k = data.num_classes
         # Inputs are already gathered from every process, so the metric must not sync again.
         opts = {"sync_on_compute": False}
@@ -128,6 +129,6 @@ class ClassificationTask(Task):
     def compute(self, metric: MetricCollection) -> dict[str, float]:
         return {k: 100.0 * float(v) for k, v in metric.compute().items()}
 
-    def headline(self, args: argparse.Namespace) -> str:
+    def headline(self, settings: ClassificationSettings) -> str:
         return "top1"
 

@@ -3,7 +3,6 @@ with the ``faster_coco_eval`` backend."""
 
 from __future__ import annotations
 
-import argparse
 import json
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -119,47 +118,49 @@ class DetectionTask(Task):
     gather_objects = True
     presets = {"synthetic": SYNTHETIC, "real": COCO}
 
-    def build_data(self, args: argparse.Namespace) -> DataBundle:
+    def build_data(self, settings: DetectionSettings, data_root: str | None) -> DataBundle:
         from augcomp.data import CocoDetection, subset
 
-        if args.data_root is None:
-            return synthetic_bundle("det", args, "{categories} texture classes")
-        train_full = CocoDetection(args.data_root, args.train_split, train=True, max_size=args.image_size)
-        val_full = CocoDetection(args.data_root, args.val_split, train=False, max_size=args.image_size)
+        if data_root is None:
+            return synthetic_bundle("det", settings, "{categories} texture classes")
+        train_full = CocoDetection(data_root, settings.train_split, train=True, max_size=settings.image_size)
+        val_full = CocoDetection(data_root, settings.val_split, train=False, max_size=settings.image_size)
         names = [train_full.categories.get(i, "") for i in range(train_full.num_classes)]
-        return DataBundle(subset(train_full, args.train_size, args.seed), subset(val_full, args.val_size, args.seed),
+        train = subset(train_full, settings.train_size, settings.seed)
+        val = subset(val_full, settings.val_size, settings.seed)
+        return DataBundle(train, val,
                           train_full.num_classes, names,
-                          description=f"COCO {args.data_root} ({len(train_full.categories)} categories)")
+                          description=f"COCO {data_root} ({len(train_full.categories)} categories)")
 
-    def has_pretrained(self, args: argparse.Namespace, data: DataBundle) -> bool:
+    def has_pretrained(self, settings: DetectionSettings, data: DataBundle) -> bool:
         # torchvision's COCO weights predict COCO category ids (91 slots).
-        return args.model in torchvision_detectors() and data.num_classes == 91
+        return settings.model in torchvision_detectors() and data.num_classes == 91
 
-    def build_model(self, args: argparse.Namespace, data: DataBundle, pretrained: bool) -> nn.Module:
-        if args.model in torchvision_detectors():
+    def build_model(self, settings: DetectionSettings, data: DataBundle, pretrained: bool) -> nn.Module:
+        if settings.model in torchvision_detectors():
             import torchvision
 
-            kwargs = model_kwargs(args.model_kwargs)
+            kwargs = model_kwargs(settings.model_kwargs)
             if pretrained:
-                require_torchvision_weights(args.model, full=data.num_classes == 91)
+                require_torchvision_weights(settings.model, full=data.num_classes == 91)
             try:
                 if pretrained and data.num_classes == 91:
-                    return torchvision.models.get_model(args.model, weights="DEFAULT", **kwargs)
+                    return torchvision.models.get_model(settings.model, weights="DEFAULT", **kwargs)
                 backbone = "DEFAULT" if pretrained else None
-                return torchvision.models.get_model(args.model, weights=None, weights_backbone=backbone,
+                return torchvision.models.get_model(settings.model, weights=None, weights_backbone=backbone,
                                                     num_classes=data.num_classes, **kwargs)
             except (OSError, RuntimeError, ConnectionError) as e:
                 if not pretrained:
                     raise
                 raise PretrainedUnavailableError(
-                    f"pretrained weights for the torchvision detector {args.model!r} could not be obtained "
+                    f"pretrained weights for the torchvision detector {settings.model!r} could not be obtained "
                     f"({type(e).__name__}: {e}). When offline, put them in the torch hub cache "
                     f"({torch.hub.get_dir()}/checkpoints) beforehand, pass --checkpoint PATH (a state dict of this "
                     "model), or train the clean model here with --clean-epochs N."
                 ) from e
-        body = create_timm(args.model, pretrained, features_only=True, **model_kwargs(args.model_kwargs))
+        body = create_timm(settings.model, pretrained, features_only=True, **model_kwargs(settings.model_kwargs))
         cfg = getattr(body, "pretrained_cfg", None) or {}
-        return build_fcos(body, data.num_classes, args.image_size, args.fpn_channels,
+        return build_fcos(body, data.num_classes, settings.image_size, settings.fpn_channels,
                           tuple(cfg.get("mean", IMAGENET_MEAN)), tuple(cfg.get("std", IMAGENET_STD)))
 
     @staticmethod
@@ -187,7 +188,7 @@ class DetectionTask(Task):
             samples.append({"pred": pred, "target": target})
         return samples
 
-    def metric(self, args: argparse.Namespace, data: DataBundle) -> MeanAveragePrecision:
+    def metric(self, settings: DetectionSettings, data: DataBundle) -> MeanAveragePrecision:
         return MeanAveragePrecision(box_format="xyxy", iou_type="bbox", backend="faster_coco_eval",
                                     sync_on_compute=False)
 
@@ -201,5 +202,5 @@ class DetectionTask(Task):
         return {k: 100.0 * float(values[k]) for k in keys
                 if k in values and values[k].numel() == 1 and (float(values[k]) >= 0 or k in ("map", "map_50"))}
 
-    def headline(self, args: argparse.Namespace) -> str:
-        return args.headline
+    def headline(self, settings: DetectionSettings) -> str:
+        return settings.headline

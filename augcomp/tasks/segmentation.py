@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 from dataclasses import dataclass
 
@@ -103,20 +102,22 @@ class SegmentationTask(Task):
     title = "semantic segmentation"
     presets = {"synthetic": SYNTHETIC, "real": ADE20K_SETTINGS}
 
-    def build_data(self, args: argparse.Namespace) -> DataBundle:
+    def build_data(self, settings: SegmentationSettings, data_root: str | None) -> DataBundle:
         from augcomp.data import ADE20K, subset
 
-        if args.data_root is None:
-            return synthetic_bundle("seg", args, "{classes} classes (background included)")
-        train_full = ADE20K(args.data_root, args.train_split, args.image_size, train=True)
-        val_full = ADE20K(args.data_root, args.val_split, args.image_size, train=False)
-        return DataBundle(subset(train_full, args.train_size, args.seed), subset(val_full, args.val_size, args.seed),
-                          ADE20K.num_classes, description=f"ADE20K {args.data_root} (150 classes)")
+        if data_root is None:
+            return synthetic_bundle("seg", settings, "{classes} classes (background included)")
+        train_full = ADE20K(data_root, settings.train_split, settings.image_size, train=True)
+        val_full = ADE20K(data_root, settings.val_split, settings.image_size, train=False)
+        train = subset(train_full, settings.train_size, settings.seed)
+        val = subset(val_full, settings.val_size, settings.seed)
+        return DataBundle(train, val,
+                          ADE20K.num_classes, description=f"ADE20K {data_root} (150 classes)")
 
-    def build_model(self, args: argparse.Namespace, data: DataBundle, pretrained: bool) -> nn.Module:
-        backbone = create_timm(args.model, pretrained, features_only=True, **model_kwargs(args.model_kwargs))
+    def build_model(self, settings: SegmentationSettings, data: DataBundle, pretrained: bool) -> nn.Module:
+        backbone = create_timm(settings.model, pretrained, features_only=True, **model_kwargs(settings.model_kwargs))
         cfg = getattr(backbone, "pretrained_cfg", None) or {}
-        return FPNSegmenter(backbone, data.num_classes, args.head_channels,
+        return FPNSegmenter(backbone, data.num_classes, settings.head_channels,
                             tuple(cfg.get("mean", IMAGENET_MEAN)), tuple(cfg.get("std", IMAGENET_STD)))
 
     def loss(self, model: nn.Module, images: Tensor, batch: dict) -> Tensor:
@@ -130,7 +131,7 @@ class SegmentationTask(Task):
         dtype = torch.uint8 if logits.shape[1] <= IGNORE_INDEX else torch.int32
         return {"pred": logits.argmax(1).to(dtype), "target": batch["mask"].to(dtype)}
 
-    def metric(self, args: argparse.Namespace, data: DataBundle) -> MetricCollection:
+    def metric(self, settings: SegmentationSettings, data: DataBundle) -> MetricCollection:
         k = data.num_classes
         opts = {"ignore_index": IGNORE_INDEX, "sync_on_compute": False}
         return MetricCollection({
@@ -145,5 +146,5 @@ class SegmentationTask(Task):
     def compute(self, metric: MetricCollection) -> dict[str, float]:
         return {k: 100.0 * float(v) for k, v in metric.compute().items()}
 
-    def headline(self, args: argparse.Namespace) -> str:
+    def headline(self, settings: SegmentationSettings) -> str:
         return "miou"

@@ -27,7 +27,7 @@ TINY: dict[str, Any] = {
 
 
 def setting(default: Any, help: str, group: str, *, type: Any = None, choices: tuple | None = None,
-            none: str = "none", metavar: str | None = None) -> Any:
+            none: str = "none", metavar: str | None = None, resume: bool = False) -> Any:
     """A settings field with what its command-line option needs.
 
     Args:
@@ -38,8 +38,11 @@ def setting(default: Any, help: str, group: str, *, type: Any = None, choices: t
         choices: allowed values.
         none: how ``None`` reads in the help (``"all"`` for the subset sizes).
         metavar: the option's placeholder in the usage line.
+        resume: whether ``--resume`` requires the value the run started with, because the saved state (models,
+            checkpoints, the sweeps' points) means something else under another value.
     """
-    meta = {"help": help, "group": group, "type": type, "choices": choices, "none": none, "metavar": metavar}
+    meta = {"help": help, "group": group, "type": type, "choices": choices, "none": none, "metavar": metavar,
+            "resume": resume}
     return field(default=default, metadata=meta)
 
 
@@ -58,25 +61,30 @@ class Settings:
 
     Field names are the recipes' option names (``image_size`` is ``--image-size``). The options that only control a
     run (``--output-dir``, ``--resume``, ``--checkpoint``, ...) are not settings.
+
+    A field made with ``setting(..., resume=True)`` must keep its value across ``--resume``; a subclass that
+    redefines such a field keeps the mark only if it repeats it.
     """
 
     # data
     train_split: str = setting("train", "training split name", "data")
     val_split: str = setting("val", "validation split name", "data")
     train_size: int | None = setting(None, "synthetic: number of training scenes; real data: a fixed random subset "
-                                           "of this size", "data", type=int, none="all")
-    val_size: int | None = setting(None, "likewise for the validation set", "data", type=int, none="all")
-    image_size: int = setting(224, "training and evaluation image side", "data")
+                                           "of this size", "data", type=int, none="all", resume=True)
+    val_size: int | None = setting(None, "likewise for the validation set", "data", type=int, none="all",
+                                   resume=True)
+    image_size: int = setting(224, "training and evaluation image side", "data", resume=True)
     num_workers: int = setting(0, "DataLoader workers per process", "data")
     # clean model
-    model: str = setting("resnet50", "timm name (cls, seg backbone, det backbone) or torchvision detector", "model")
+    model: str = setting("resnet50", "timm name (cls, seg backbone, det backbone) or torchvision detector", "model",
+                         resume=True)
     model_kwargs: str | None = setting(None, "JSON object of extra keyword arguments for the model builder", "model",
-                                       type=str)
+                                       type=str, resume=True)
     clean_epochs: int = setting(0, "train the clean model on clean data for this many epochs (0: use --checkpoint or "
-                                   "pretrained weights by --model name)", "model")
+                                   "pretrained weights by --model name)", "model", resume=True)
     clean_lr: float = setting(1e-3, "peak learning rate of clean training", "model")
     # finetuning on compressed images
-    epochs: int = setting(2, "finetuning epochs", "finetune")
+    epochs: int = setting(2, "finetuning epochs", "finetune", resume=True)
     lr: float = setting(1e-4, "peak learning rate of finetuning", "finetune")
     weight_decay: float = setting(0.05, "AdamW weight decay (both training phases)", "finetune")
     batch_size: int = setting(64, "training batch size per process", "finetune")
@@ -111,7 +119,7 @@ class Settings:
     cache_val_mb: float = setting(1024.0, "keep compressed validation batches in memory up to this size, so the sweep "
                                           "after finetuning reuses them (0 disables)", "sweep")
     # run
-    seed: int = setting(0, "seed of initialization, shuffling, synthetic scenes, draws", "run")
+    seed: int = setting(0, "seed of initialization, shuffling, synthetic scenes, draws", "run", resume=True)
 
     def __post_init__(self) -> None:
         for name in ("image_size", "batch_size", "eval_batch_size", "grad_accum", "train_size", "val_size"):
