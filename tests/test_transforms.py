@@ -186,14 +186,14 @@ def test_cuda_batch_stays_on_device():
     assert np.isfinite(aug.last_params["level"].cpu().numpy()).all()
 
 
-def test_readme_pipeline_returns_float_tensors_for_pil_input():
-    # The README's training pipeline, as written there.
+def test_documented_pipeline_returns_float_tensors_for_pil_input():
+    # The training pipeline of the docs' getting-started page, as written there.
     import PIL.Image
 
     train_tf = v2.Compose([v2.ToImage(), v2.RandomResizedCrop(224), Compress(bpp=(0.1, 2.0), p=0.5),
                            v2.ToDtype(torch.float32, scale=True)])
-    readme = (Path(__file__).parents[1] / "README.md").read_text()
-    assert "train_tf = v2.Compose([v2.ToImage(), v2.RandomResizedCrop(224), Compress(bpp=(0.1, 2.0), p=0.5)," in readme
+    page = (Path(__file__).parents[1] / "docs" / "getting-started.md").read_text()
+    assert "train_tf = v2.Compose([v2.ToImage(), v2.RandomResizedCrop(224), Compress(bpp=(0.1, 2.0), p=0.5)," in page
     image = PIL.Image.fromarray(natural("astronaut")[:240, :260])
     out = train_tf(image)
     assert isinstance(out, torch.Tensor) and out.dtype == torch.float32 and out.shape == (3, 224, 224)
