@@ -16,6 +16,7 @@ Data files (each written by the command in its ``source`` field, or copied from 
 - ``pipeline.json``: ``python benchmarks/pipeline.py --json docs/data/pipeline.json``: the benchmark's rows
   (``{"table": "modes" | "per_worker", "label": str, "size": int, "images_per_s": float, ...}``, see its docstring)
   under ``rows``;
+- ``placement.json``: ``python benchmarks/placement.py --out docs/data`` (its ``placement.json``);
 - ``throughput.json``: a table of ``python -m augcomp.bench`` figures (``columns``, ``rows``, ``source``).
 """
 
@@ -282,11 +283,26 @@ def table_tiny_rd() -> str:
     return _table(["image", "level", "bpp", "augcomp-tiny", "JPEG", "WebP", "AVIF"], rows)
 
 
+def table_placement() -> str:
+    """Where finetuning compressed (``codec_work``) per placement, and whether metrics and weights agree."""
+    data = load("placement.json")
+    keys = ["train_library_in_main", "train_library_in_workers", "train_tensor_on_device", "train_from_store"]
+    rows = [[name, str(r["num_processes"]), *(str(r[k]) for k in keys),
+             "{:.2f} → {:.2f}".format(*r["metrics"]["clean"])] for name, r in data["runs"].items()]
+    table = _table(["run", "processes", *keys, "clean before → after"], rows)
+    same = {True: "yes", False: "**no**"}
+    return (table + "\n\nMetrics identical with 0 and 2 workers: " + same[data["identical_workers_0_2"]]
+            + ", finetuned weights identical: " + same[data["same_weights_workers_0_2"]]
+            + "; from the store: " + same[data["identical_store_workers_0_2"]] + " and "
+            + same[data["same_weights_store_workers_0_2"]] + ".")
+
+
 TABLES: dict[str, Callable[[], str]] = {
     "defaults": table_defaults,
     "defaults-full": table_defaults_full,
     "pipeline": table_pipeline,
     "pipeline-workers": table_pipeline_workers,
+    "placement": table_placement,
     "store-cost": table_store_cost,
     "store-paper": table_store_paper,
     "store-serial": table_store_serial,
