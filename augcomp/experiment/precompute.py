@@ -96,32 +96,19 @@ def precompute(*, task: str, data_root: str | None, split: str, codecs: Sequence
     dataset = split_dataset(task, data_root, split, image_size)
     st = Store(store)
     repaired = st.repair()
-    known = st.keys()
     work = CodecWork()
     total = len(dataset) * len(codecs) * len(bpp_grid)
     bar = tqdm(total=total, desc="precompute", unit="entry", disable=not progress, dynamic_ncols=True)
-    filler = _Filler(st, engine, workers, ray_address, flush_every, bar)
-    pending_images = 0
+    filler = _Filler(st, engine, workers, ray_address, flush_every, bar, chunk_images)
     for index, image in _images(dataset):
         ident = image_hash(image)
-        pixels = None
         for name in codecs:
             for bpp in bpp_grid:
-                if key_for(ident, built[name], "bpp", bpp) in known:
-                    work.reused += 1
-                    bar.update(1)
-                    continue
-                pixels = pixels if pixels is not None else image.contiguous().numpy().tobytes()
-                filler.items.append({"pixels": pixels, "shape": list(image.shape), "image": ident, "codec": name,
-                                     "options": json.dumps({}), "target_kind": "bpp", "target": float(bpp),
-                                     "source": f"{split}[{index}]"})
-        pending_images += 1
-        if pending_images >= chunk_images:
-            filler.flush()
-            pending_images = 0
+                filler.add(key_for(ident, built[name], "bpp", bpp), image, ident, name, bpp, f"{split}[{index}]")
+        filler.image_done()
     filler.close()
     bar.close()
-    work.encoded, work.encode_seconds = filler.encoded, filler.seconds
+    work.encoded, work.reused, work.encode_seconds = filler.encoded, filler.reused, filler.seconds
     return {"encoded": work.encoded, "reused": work.reused, "repaired": len(repaired), "entries": len(st),
             "digest": st.digest(), "engine": engine, "workers": workers, "images": len(dataset),
             "encode_seconds": round(work.encode_seconds, 3), "seconds": round(time.perf_counter() - start, 3)}
@@ -177,15 +164,39 @@ def train_store_hint(settings: Any, options: Any, mix: Any) -> str:
 
 
 class _Filler:
-    """Codes work items with an engine and writes the entries in parts of ``flush_every``."""
+    """Queues the entries a store lacks, codes them with an engine every ``chunk_images`` images, and writes them in
+    parts of ``flush_every``."""
 
     def __init__(self, st: Store, engine: str, workers: int, ray_address: str | None, flush_every: int, bar: Any,
-                 row_group_size: int | None = None) -> None:
+                 chunk_images: int, row_group_size: int | None = None) -> None:
         self.st, self.engine, self.workers, self.ray_address = st, engine, workers, ray_address
         self.flush_every, self.bar, self.row_group_size = flush_every, bar, row_group_size
+        self.chunk_images, self.pending_images = chunk_images, 0
+        self.known = st.keys()
         self.items: list[dict[str, Any]] = []
         self.done: list = []
-        self.encoded, self.seconds = 0, 0.0
+        self.encoded, self.reused, self.seconds = 0, 0, 0.0
+        self._pixels: tuple[str, bytes] | None = None
+
+    def add(self, key: str, image: Any, ident: str, codec: str, target: float, source: str) -> None:
+        """Queues one entry of ``image`` (uint8 ``(C, H, W)``, content hash ``ident``), unless the store or this run
+        already has ``key``: an image or a draw that comes twice is coded once."""
+        if key in self.known:
+            self.reused += 1
+            self.bar.update(1)
+            return
+        self.known.add(key)
+        if self._pixels is None or self._pixels[0] != ident:
+            self._pixels = (ident, image.contiguous().numpy().tobytes())
+        self.items.append({"pixels": self._pixels[1], "shape": list(image.shape), "image": ident, "codec": codec,
+                           "options": json.dumps({}), "target_kind": "bpp", "target": float(target), "source": source})
+
+    def image_done(self) -> None:
+        """Codes what is queued once ``chunk_images`` images are (bounds the driver's memory)."""
+        self.pending_images += 1
+        if self.pending_images >= self.chunk_images:
+            self.flush()
+            self.pending_images = 0
 
     def flush(self) -> None:
         if not self.items:
@@ -249,35 +260,23 @@ def precompute_variants(*, task: str, data_root: str | None, split: str, variant
     built = {name: registry.get(name) for name in names}
     st = Store(store)
     repaired = st.repair()
-    known = st.keys()
     bar = tqdm(total=len(dataset) * variants, desc="precompute", unit="entry", disable=not progress,
                dynamic_ncols=True)
-    filler = _Filler(st, engine, workers, ray_address, flush_every, bar, row_group_size=VARIANT_ROW_GROUP)
-    reused, pending = 0, 0
+    filler = _Filler(st, engine, workers, ray_address, flush_every, bar, chunk_images,
+                     row_group_size=VARIANT_ROW_GROUP)
     for index in range(len(dataset)):
         image = load_sample(dataset, index)["image"]
-        ident, pixels = image_hash(image), None
+        ident = image_hash(image)
         for k in range(variants):
             codec, target = variant_draw(mix, settings.seed, k, index)
-            key = key_for(ident, built[names[codec]], "bpp", target)
-            if key in known:
-                reused += 1
-                bar.update(1)
-                continue
-            known.add(key)  # two variants drawing the same (codec, target) are one entry
-            pixels = pixels if pixels is not None else image.contiguous().numpy().tobytes()
-            filler.items.append({"pixels": pixels, "shape": list(image.shape), "image": ident, "codec": names[codec],
-                                 "options": json.dumps({}), "target_kind": "bpp", "target": float(target),
-                                 "source": f"{split}[{index}] variant {k}"})
-        pending += 1
-        if pending >= chunk_images:
-            filler.flush()
-            pending = 0
+            filler.add(key_for(ident, built[names[codec]], "bpp", target), image, ident, names[codec], target,
+                       f"{split}[{index}] variant {k}")
+        filler.image_done()
     filler.close()
     bar.close()
     record_variants(st, names=names, bpp=mix.bpp, seed=settings.seed, variants=variants, task=task, split=split,
                     images=len(dataset), image_size=settings.image_size, data_root=data_root)
-    return {"encoded": filler.encoded, "reused": reused, "repaired": len(repaired), "entries": len(st),
+    return {"encoded": filler.encoded, "reused": filler.reused, "repaired": len(repaired), "entries": len(st),
             "digest": st.digest(), "engine": engine, "workers": workers, "images": len(dataset),
             "variants": variants, "codecs": names, "bpp": list(mix.bpp), "seed": settings.seed,
             "encode_seconds": round(filler.seconds, 3), "seconds": round(time.perf_counter() - start, 3)}
